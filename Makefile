@@ -1,0 +1,81 @@
+# distq: one command to try it (make demo), one to test it (make test).
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+TOOLS := $(BIN)/tools
+FUZZTIME ?= 3s
+LONGFUZZ ?= 2m
+
+.PHONY: all build demo test vet unit fuzz-short fuzz proto proto-check tools images cluster test-cluster clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## demo: a master and two slaves on loopback square 1,000 numbers, then stop.
+demo: build
+	./scripts/demo.sh 1000
+
+## test: everything CI runs (no Docker needed).
+test: proto-check vet unit fuzz-short
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+
+unit: build
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+# Every fuzz target for a few seconds each; `make fuzz` runs them longer.
+fuzz-short:
+	@./scripts/fuzz.sh $(FUZZTIME)
+
+fuzz:
+	@./scripts/fuzz.sh $(LONGFUZZ)
+
+## proto: regenerate the Go code of proto/ with the pinned tools (tools/go.mod).
+tools:
+	cd tools && $(GO) build -o ../$(TOOLS)/ github.com/bufbuild/buf/cmd/buf google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
+
+proto: tools
+	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(TOOLS)/buf lint
+	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(TOOLS)/buf generate
+
+## proto-check: fail when the committed generated code is stale.
+proto-check: tools
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(TOOLS)/buf lint && \
+	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(TOOLS)/buf generate -o $$tmp && \
+	if diff -r -q $$tmp/proto proto --exclude='*.proto' >/dev/null; then echo "proto: generated code is up to date"; \
+	else echo "proto: generated code is stale; run 'make proto' and commit"; diff -r $$tmp/proto proto --exclude='*.proto' | head -40; exit 1; fi
+
+## images: static binaries and the FROM scratch images distq-master, distq-slave.
+images:
+	./scripts/images.sh
+
+## cluster: the docker-compose demo cluster (a master producing, 3 slaves),
+## run to the end and torn down.
+cluster: images
+	./scripts/cluster.sh
+
+## test-cluster: fault tests across containers (needs Docker; not part of `make test`).
+test-cluster:
+	./scripts/test-cluster.sh
+
+clean:
+	rm -rf $(BIN)
+
+## bench: measure the real binaries (no -race) and the Go package against Python's
+## recipe; table on stdout, bench/results/bench.json and bench.png. bench-quick: small sizes.
+.PHONY: bench bench-quick bench-tool
+BENCH_FLAGS ?=
+
+bench-tool: build
+	cd bench && $(GO) build -o ../$(BIN)/distq-bench ./cmd/distq-bench
+
+bench: bench-tool
+	./$(BIN)/distq-bench -bin $(BIN) -out bench/results $(BENCH_FLAGS)
+
+bench-quick: bench-tool
+	./$(BIN)/distq-bench -bin $(BIN) -out bench/results -quick $(BENCH_FLAGS)

@@ -1,0 +1,97 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/distq/distq"
+)
+
+// A subcommand is a role this tool plays in a child process, talking to a
+// master through the public distq package only. Each prints one JSON line
+// on stdout and fails with a non-zero status.
+type subcommand func(ctx context.Context, args []string, stdout io.Writer) error
+
+var subcommands = map[string]subcommand{
+	"producer":  runProducer,
+	"latency":   runLatency,
+	"fill":      runFill,
+	"consumers": runConsumers,
+}
+
+// childFlags are the flags every subcommand takes.
+type childFlags struct {
+	master  string
+	keyFile string
+	timeout time.Duration
+	key     []byte
+}
+
+func (c *childFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.master, "master", "", "the master's host:port")
+	fs.StringVar(&c.keyFile, "authkey-file", "", "file holding the authkey")
+	fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "give up after this long")
+}
+
+// parse parses args and loads the key.
+func (c *childFlags) parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if c.master == "" {
+		return fmt.Errorf("-master is required")
+	}
+	key, err := distq.LoadKey(c.keyFile)
+	if err != nil {
+		return err
+	}
+	c.key = key
+	return nil
+}
+
+// dial connects and authenticates one client (one connection).
+func (c *childFlags) dial(ctx context.Context) (*distq.Client, error) {
+	return distq.Dial(ctx, c.master, distq.Options{AuthKey: c.key})
+}
+
+// dialN connects n clients.
+func (c *childFlags) dialN(ctx context.Context, n int) ([]*distq.Client, error) {
+	cs := make([]*distq.Client, 0, n)
+	for range n {
+		cl, err := c.dial(ctx)
+		if err != nil {
+			closeAll(cs)
+			return nil, err
+		}
+		cs = append(cs, cl)
+	}
+	return cs, nil
+}
+
+func closeAll(cs []*distq.Client) {
+	for _, c := range cs {
+		c.Close()
+	}
+}
+
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// recipeTask is a payload like the demo's: a random number 1..100 in
+// decimal, and the square that should come back.
+func recipeTask() (payload []byte, square int64) {
+	n := rand.Int64N(100) + 1
+	return strconv.AppendInt(nil, n, 10), n * n
+}

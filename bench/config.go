@@ -1,0 +1,185 @@
+package bench
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Scenario names, as -only takes them and the report shows them.
+const (
+	scenarioDemo     = "demo"
+	scenarioPython   = "python"
+	scenarioProducer = "producer"
+	scenarioLatency  = "latency"
+	scenarioMemory   = "memory"
+	scenarioMany     = "many-slaves"
+)
+
+var allScenarios = []string{scenarioDemo, scenarioPython, scenarioProducer, scenarioLatency, scenarioMemory, scenarioMany}
+
+// Config is the suite's command line. Zero sizes take the defaults of the
+// full or the -quick run.
+type Config struct {
+	Bin    string
+	Out    string
+	Recipe string
+	Python string
+	Quick  bool
+
+	Prefetch        int
+	Runs            int
+	DemoN           int
+	ProducerN       int
+	ProducerBatch   int
+	ProducerPutters int
+	PythonN         int
+	LatencyDuration time.Duration
+	LowRate         float64
+	MemSteps        []int
+	MemBudget       time.Duration
+	ManyConsumers   int
+	ManyProcs       int
+	ManyPrefetch    int
+	ManyN           int
+	ManyRuns        int
+
+	Only map[string]bool // nil: every scenario
+}
+
+// ParseConfig reads the suite's flags.
+func ParseConfig(args []string, stderr io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("distq-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: distq-bench [flags]   (run the benchmarks)\n"+
+			"       distq-bench producer|latency|fill|consumers -master ADDR -authkey-file K ...   (a child role)\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&c.Bin, "bin", "bin", "`dir` holding the master and slave binaries")
+	fs.StringVar(&c.Out, "out", "bench/results", "`dir` for bench.json and bench.png")
+	fs.StringVar(&c.Recipe, "recipe", "bench/python/recipe.py", "the Python recipe")
+	fs.StringVar(&c.Python, "python", "python3", "the Python interpreter")
+	fs.BoolVar(&c.Quick, "quick", false, "small sizes: the whole run in under a minute")
+	fs.IntVar(&c.Prefetch, "prefetch", 0, "-prefetch of every slave process (0: the slave's adaptive default)")
+	fs.IntVar(&c.Runs, "runs", 3, "runs of each throughput configuration")
+	fs.IntVar(&c.DemoN, "demo-n", 0, "tasks per demo run (default 2000000, quick 100000)")
+	fs.IntVar(&c.ProducerN, "producer-n", 0, "tasks per separate-producer run (default 1000000, quick 100000)")
+	fs.IntVar(&c.ProducerBatch, "producer-batch", 1000, "tasks per PutBatch of the separate producer")
+	fs.IntVar(&c.ProducerPutters, "producer-putters", 2, "concurrent putters of the separate producer")
+	fs.IntVar(&c.PythonN, "python-n", 0, "tasks per Python recipe run (default 20000, quick 5000)")
+	fs.DurationVar(&c.LatencyDuration, "latency-duration", 0, "length of each latency phase (default 10s, quick 3s)")
+	fs.Float64Var(&c.LowRate, "latency-rate", 1000, "rate of the first latency phase, tasks/s")
+	memSteps := fs.String("memory-steps", "", "comma-separated queued-task counts to measure (default 1000000,10000000, quick 1000000)")
+	fs.DurationVar(&c.MemBudget, "memory-budget", 0, "longest time to spend putting for one memory step (default 4m, quick 40s)")
+	fs.IntVar(&c.ManyConsumers, "many", 0, "consumers of the many-slaves scenario (default 1000, quick 200)")
+	fs.IntVar(&c.ManyProcs, "many-procs", 4, "processes the many-slaves consumers are spread over")
+	fs.IntVar(&c.ManyPrefetch, "many-prefetch", 2, "prefetch of each many-slaves consumer")
+	fs.IntVar(&c.ManyN, "many-n", 0, "demo tasks of the many-slaves scenario (default: -demo-n)")
+	fs.IntVar(&c.ManyRuns, "many-runs", 0, "runs of the many-slaves scenario (default -runs, quick 1)")
+	only := fs.String("only", "", "comma-separated scenarios to run: "+strings.Join(allScenarios, ","))
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *memSteps != "" {
+		for _, s := range strings.Split(*memSteps, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || n < 1 {
+				return c, fmt.Errorf("-memory-steps: %q is not a positive number", s)
+			}
+			if len(c.MemSteps) > 0 && n <= c.MemSteps[len(c.MemSteps)-1] {
+				return c, errors.New("-memory-steps must increase")
+			}
+			c.MemSteps = append(c.MemSteps, n)
+		}
+	}
+	if *only != "" {
+		c.Only = map[string]bool{}
+		for _, s := range strings.Split(*only, ",") {
+			s = strings.TrimSpace(s)
+			known := false
+			for _, a := range allScenarios {
+				known = known || a == s
+			}
+			if !known {
+				return c, fmt.Errorf("-only: unknown scenario %q (want %s)", s, strings.Join(allScenarios, ","))
+			}
+			c.Only[s] = true
+		}
+	}
+	if c.Prefetch < 0 || c.Runs < 1 || c.ManyProcs < 1 || c.ManyPrefetch < 1 || c.LowRate <= 0 {
+		return c, errors.New("-runs, -many-procs, -many-prefetch and -latency-rate must be positive, -prefetch at least 0")
+	}
+	c.defaults()
+	return c, nil
+}
+
+// defaults fills the sizes left at zero.
+func (c *Config) defaults() {
+	pick := func(v *int, full, quick int) {
+		if *v == 0 {
+			*v = full
+			if c.Quick {
+				*v = quick
+			}
+		}
+	}
+	pick(&c.DemoN, 2000000, 100000)
+	pick(&c.ProducerN, 1000000, 100000)
+	pick(&c.PythonN, 20000, 5000)
+	pick(&c.ManyConsumers, 1000, 200)
+	pick(&c.ManyN, c.DemoN, c.DemoN)
+	pick(&c.ManyRuns, c.Runs, 1)
+	if c.LatencyDuration == 0 {
+		c.LatencyDuration = 10 * time.Second
+		if c.Quick {
+			c.LatencyDuration = 3 * time.Second
+		}
+	}
+	if c.MemSteps == nil {
+		c.MemSteps = []int{1000000, 10000000}
+		if c.Quick {
+			c.MemSteps = []int{1000000}
+		}
+	}
+	if c.MemBudget == 0 {
+		c.MemBudget = 4 * time.Minute
+		if c.Quick {
+			c.MemBudget = 40 * time.Second
+		}
+	}
+	if c.ManyProcs > c.ManyConsumers {
+		c.ManyProcs = c.ManyConsumers
+	}
+}
+
+// runs reports whether scenario s is selected.
+func (c *Config) runs(s string) bool { return c.Only == nil || c.Only[s] }
+
+// settings is the part of the config the report records.
+func (c *Config) settings() Settings {
+	return Settings{
+		Prefetch:        c.Prefetch,
+		Runs:            c.Runs,
+		DemoTasks:       c.DemoN,
+		ProducerTasks:   c.ProducerN,
+		ProducerBatch:   c.ProducerBatch,
+		ProducerPutters: c.ProducerPutters,
+		PythonTasks:     c.PythonN,
+		LatencySeconds:  c.LatencyDuration.Seconds(),
+		MemorySteps:     c.MemSteps,
+		ManyConsumers:   c.ManyConsumers,
+		ManyProcesses:   c.ManyProcs,
+		ManyPrefetch:    c.ManyPrefetch,
+		ManyTasks:       c.ManyN,
+		ManyRuns:        c.ManyRuns,
+	}
+}

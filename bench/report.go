@@ -1,0 +1,112 @@
+package bench
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Report is everything one run measured: what the table shows, and what
+// bench.json holds.
+type Report struct {
+	Started     time.Time `json:"started"`
+	WallSeconds float64   `json:"wall_seconds"`
+	Quick       bool      `json:"quick"`
+	Machine     Machine   `json:"machine"`
+	Settings    Settings  `json:"settings"`
+
+	Throughput []ThroughputRow `json:"throughput"`
+	Latency    []LatencyRow    `json:"latency"`
+	Memory     []MemoryRow     `json:"memory"`
+
+	// Problems are things that went wrong without spoiling a figure (a
+	// slave that did not exit by itself, a goal missed).
+	Problems []string `json:"problems,omitempty"`
+	// Failure is set when the run stopped on an error.
+	Failure string `json:"failure,omitempty"`
+}
+
+// Settings are the sizes and knobs of the run.
+type Settings struct {
+	Prefetch        int     `json:"prefetch"`
+	Runs            int     `json:"runs"`
+	DemoTasks       int     `json:"demo_tasks"`
+	ProducerTasks   int     `json:"producer_tasks"`
+	ProducerBatch   int     `json:"producer_batch"`
+	ProducerPutters int     `json:"producer_putters"`
+	PythonTasks     int     `json:"python_tasks"`
+	LatencySeconds  float64 `json:"latency_seconds"`
+	MemorySteps     []int   `json:"memory_steps"`
+	ManyConsumers   int     `json:"many_consumers"`
+	ManyProcesses   int     `json:"many_processes"`
+	ManyPrefetch    int     `json:"many_prefetch"`
+	ManyTasks       int     `json:"many_tasks"`
+	ManyRuns        int     `json:"many_runs"`
+}
+
+// ThroughputRow is one scenario/configuration measured over several runs.
+type ThroughputRow struct {
+	Scenario string    `json:"scenario"`
+	Config   string    `json:"config"`
+	Slaves   int       `json:"slaves"`
+	Tasks    int       `json:"tasks"`
+	Runs     []float64 `json:"runs_tasks_per_s"`
+	Spread
+	// VsPython is Median / the Python recipe's median with one slave.
+	VsPython float64 `json:"vs_python_k1,omitempty"`
+	Notes    string  `json:"notes,omitempty"`
+	// PeakRSS is the master's peak resident memory (many-slaves only).
+	PeakRSS int64 `json:"master_peak_rss_bytes,omitempty"`
+}
+
+// LatencyRow is one open-loop latency phase.
+type LatencyRow struct {
+	Label        string  `json:"label"`
+	TargetRate   float64 `json:"target_rate"`
+	AchievedRate float64 `json:"achieved_rate"`
+	Seconds      float64 `json:"seconds"`
+	Latencies
+}
+
+// MemoryRow is the master's memory with a number of tasks queued.
+type MemoryRow struct {
+	Label        string  `json:"label"`
+	Queued       int     `json:"queued"`
+	RSS          int64   `json:"rss_bytes"`
+	HWM          int64   `json:"peak_rss_bytes"`
+	BytesPerTask float64 `json:"bytes_per_task,omitempty"`
+	PutSeconds   float64 `json:"put_seconds,omitempty"`
+	Notes        string  `json:"notes,omitempty"`
+}
+
+// row returns the throughput row for scenario and config, if measured.
+func (r *Report) row(scenario, config string) (ThroughputRow, bool) {
+	for _, t := range r.Throughput {
+		if t.Scenario == scenario && t.Config == config {
+			return t, true
+		}
+	}
+	return ThroughputRow{}, false
+}
+
+// fillRatios sets VsPython on every row from the Python K=1 median.
+func (r *Report) fillRatios() {
+	py, ok := r.row(scenarioPython, "K=1")
+	if !ok || py.Median <= 0 {
+		return
+	}
+	for i := range r.Throughput {
+		r.Throughput[i].VsPython = r.Throughput[i].Median / py.Median
+	}
+}
+
+// WriteJSON writes the report to dir/bench.json.
+func (r *Report) WriteJSON(dir string) (string, error) {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	name := filepath.Join(dir, "bench.json")
+	return name, os.WriteFile(name, append(b, '\n'), 0o644)
+}

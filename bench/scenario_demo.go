@@ -1,0 +1,104 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// demoSlaves are the slave counts of the demo scenario.
+var demoSlaves = []int{1, 2, 4}
+
+// demo runs `master -demo N` with K slave processes, for each K, Runs times.
+func (s *Suite) demo(ctx context.Context) error {
+	n := s.cfg.DemoN
+	for _, k := range demoSlaves {
+		var rates []float64
+		for run := 1; run <= s.cfg.Runs; run++ {
+			res, err := s.demoRun(ctx, n, k)
+			if err != nil {
+				return fmt.Errorf("K=%d run %d: %w", k, run, err)
+			}
+			rates = append(rates, res.Rate)
+			s.logf("   demo K=%d run %d/%d: %s tasks/s (%s)", k, run, s.cfg.Runs, fmtRate(res.Rate), res.Elapsed)
+		}
+		s.rep.Throughput = append(s.rep.Throughput, ThroughputRow{
+			Scenario: scenarioDemo,
+			Config:   "K=" + strconv.Itoa(k),
+			Slaves:   k,
+			Tasks:    n,
+			Runs:     rates,
+			Spread:   Summarize(rates),
+			Notes:    fmt.Sprintf("master -demo %s + %d slave process(es), -prefetch %d", fmtCount(n), k, s.cfg.Prefetch),
+		})
+	}
+	return nil
+}
+
+// demoRun is one demo: the master puts and checks n tasks, k slaves square
+// them; the master exits at the end and the slaves once the queue is
+// closed and drained.
+func (s *Suite) demoRun(ctx context.Context, n, k int) (DemoResult, error) {
+	master, addr, err := s.env.StartMaster(ctx, "-demo", strconv.Itoa(n), "-demo-progress", "log", "-log-level", "warn")
+	if err != nil {
+		return DemoResult{}, err
+	}
+	slaves, err := s.env.StartSlaves(addr, k)
+	if err != nil {
+		master.Kill()
+		return DemoResult{}, err
+	}
+	res, err := finishDemo(ctx, master, n)
+	if err != nil {
+		for _, p := range slaves {
+			p.Kill()
+		}
+		return res, err
+	}
+	stuck := s.waitSelfExit(ctx, "slave", slaves)
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	for _, p := range slaves {
+		if !stuck[p] && p.err != nil {
+			return res, p.failure(fmt.Errorf("exited after the demo: %w", p.err))
+		}
+	}
+	return res, nil
+}
+
+// waitSelfExit waits for children that should end by themselves once the
+// work is over; one that does not is killed, noted as a problem and
+// returned in stuck. Their exit statuses are left to the caller.
+func (s *Suite) waitSelfExit(ctx context.Context, what string, ps []*Proc) (stuck map[*Proc]bool) {
+	stuck = map[*Proc]bool{}
+	for _, p := range ps {
+		if err := p.Wait(ctx, 15*time.Second); errors.Is(err, errNoExit) {
+			stuck[p] = true
+			s.problem("%s (%s) did not exit by itself within 15s after the work was done; killed", what, p.Name)
+		}
+	}
+	return stuck
+}
+
+// finishDemo waits for a demo master to exit and reads its summary. A demo
+// that is not OK is a failed benchmark.
+func finishDemo(ctx context.Context, master *Proc, n int) (DemoResult, error) {
+	timeout := time.Minute + time.Duration(n/10000)*time.Second
+	waitErr := master.Wait(ctx, timeout)
+	if ctx.Err() != nil {
+		return DemoResult{}, ctx.Err()
+	}
+	res, perr := ParseDemo(master.Stdout())
+	switch {
+	case perr == nil && !res.OK:
+		return res, master.failure(fmt.Errorf("DEMO NOT OK: %s; %s", res.Verdict, res.Extra))
+	case waitErr != nil:
+		return res, waitErr
+	case perr != nil:
+		return res, master.failure(perr)
+	}
+	return res, nil
+}

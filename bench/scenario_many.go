@@ -1,0 +1,129 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// manyGoal: with many consumers the demo may be at most this much slower
+// than with two slaves.
+const manyGoal = 0.20
+
+// many runs `master -demo N` against many consumers, each its own
+// connection, spread over a few processes of this tool's consumers
+// subcommand, and samples the master's memory meanwhile.
+func (s *Suite) many(ctx context.Context) error {
+	n, total := s.cfg.ManyN, s.cfg.ManyConsumers
+	var rates, connects []float64
+	var peak int64
+	for run := 1; run <= s.cfg.ManyRuns; run++ {
+		res, rss, connect, err := s.manyRun(ctx, n, total)
+		if err != nil {
+			return fmt.Errorf("run %d: %w", run, err)
+		}
+		rates = append(rates, res.Rate)
+		connects = append(connects, connect)
+		peak = max(peak, rss)
+		s.logf("   many-slaves %d consumers run %d/%d: %s tasks/s, master peak RSS %s, connect %.2fs",
+			total, run, s.cfg.ManyRuns, fmtRate(res.Rate), fmtBytes(rss), connect)
+	}
+	row := ThroughputRow{
+		Scenario: scenarioMany,
+		Config:   fmt.Sprintf("%d consumers", total),
+		Slaves:   total,
+		Tasks:    n,
+		Runs:     rates,
+		Spread:   Summarize(rates),
+		PeakRSS:  peak,
+	}
+	notes := []string{
+		fmt.Sprintf("%d procs x %d Workers (conc 1, prefetch %d)", s.cfg.ManyProcs, total/s.cfg.ManyProcs, s.cfg.ManyPrefetch),
+		"master peak RSS " + fmtBytes(peak),
+		fmt.Sprintf("connect %.1fs", Summarize(connects).Median),
+	}
+	if d, ok := s.rep.row(scenarioDemo, "K=2"); ok && d.Median > 0 {
+		diff := row.Median/d.Median - 1
+		verdict := "goal met"
+		if diff < -manyGoal {
+			verdict = "BELOW GOAL"
+			s.problem("many-slaves: %s tasks/s is %.0f%% below the 2-slave demo (goal: at most %.0f%% below)",
+				fmtRate(row.Median), -diff*100, manyGoal*100)
+		}
+		notes = append(notes, fmt.Sprintf("%+.0f%% vs demo K=2 (%s)", diff*100, verdict))
+	}
+	row.Notes = strings.Join(notes, "; ")
+	s.rep.Throughput = append(s.rep.Throughput, row)
+	return nil
+}
+
+// manyRun is one run; it returns the demo's result, the master's peak RSS
+// and how long the consumers took to connect.
+func (s *Suite) manyRun(ctx context.Context, n, total int) (DemoResult, int64, float64, error) {
+	master, addr, err := s.env.StartMaster(ctx, "-demo", strconv.Itoa(n), "-demo-progress", "log", "-log-level", "warn")
+	if err != nil {
+		return DemoResult{}, 0, 0, err
+	}
+	peakc := make(chan int64, 1)
+	go func() { peakc <- samplePeakRSS(master, 100*time.Millisecond) }()
+
+	var consumers []*Proc
+	for i := range s.cfg.ManyProcs {
+		share := total / s.cfg.ManyProcs
+		if i < total%s.cfg.ManyProcs {
+			share++
+		}
+		p, err := s.env.StartChild(fmt.Sprintf("consumers %d", i+1), "consumers", addr,
+			"-n", strconv.Itoa(share), "-prefetch", strconv.Itoa(s.cfg.ManyPrefetch))
+		if err != nil {
+			s.env.Procs.KillAll()
+			return DemoResult{}, 0, 0, err
+		}
+		consumers = append(consumers, p)
+	}
+	res, err := finishDemo(ctx, master, n)
+	peak := <-peakc
+	if err != nil {
+		s.env.Procs.KillAll()
+		return res, peak, 0, err
+	}
+	stuck := s.waitSelfExit(ctx, "consumers process", consumers)
+	if ctx.Err() != nil {
+		return res, peak, 0, ctx.Err()
+	}
+	connect := 0.0
+	for _, p := range consumers {
+		if stuck[p] {
+			continue
+		}
+		if p.err != nil {
+			return res, peak, 0, p.failure(fmt.Errorf("exited after the demo: %w", p.err))
+		}
+		var cr ConsumersResult
+		if err := lastJSON(p.Stdout(), &cr); err != nil {
+			return res, peak, 0, p.failure(err)
+		}
+		connect = max(connect, cr.ConnectSeconds)
+	}
+	return res, peak, connect, nil
+}
+
+// samplePeakRSS samples a process's resident memory until it exits and
+// returns the highest figure seen (VmRSS samples and the kernel's VmHWM).
+func samplePeakRSS(p *Proc, every time.Duration) int64 {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var peak int64
+	for {
+		if rss, hwm, err := readStatus(p.Pid()); err == nil {
+			peak = max(peak, rss, hwm)
+		}
+		select {
+		case <-p.Done():
+			return peak
+		case <-t.C:
+		}
+	}
+}

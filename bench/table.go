@@ -1,0 +1,217 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Table is a plain-text table with a header; columns listed in Right are
+// right-aligned (numbers).
+type Table struct {
+	Header []string
+	Rows   [][]string
+	Right  map[int]bool
+}
+
+// Render writes the table with columns padded to their widest cell.
+func (t *Table) Render(w io.Writer) {
+	width := make([]int, len(t.Header))
+	for i, h := range t.Header {
+		width[i] = utf8.RuneCountInString(h)
+	}
+	for _, r := range t.Rows {
+		for i, c := range r {
+			if i < len(width) {
+				width[i] = max(width[i], utf8.RuneCountInString(c))
+			}
+		}
+	}
+	line := func(cells []string) {
+		var b strings.Builder
+		for i := range width {
+			c := ""
+			if i < len(cells) {
+				c = cells[i]
+			}
+			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
+			if i > 0 {
+				b.WriteString(" | ")
+			}
+			if t.Right[i] {
+				b.WriteString(pad + c)
+			} else if i < len(width)-1 {
+				b.WriteString(c + pad)
+			} else {
+				b.WriteString(c) // no trailing blanks
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+	line(t.Header)
+	sep := make([]string, len(width))
+	for i := range sep {
+		sep[i] = strings.Repeat("-", width[i])
+	}
+	fmt.Fprintln(w, strings.Join(sep, "-|-"))
+	for _, r := range t.Rows {
+		line(r)
+	}
+}
+
+// WriteTables prints the report for a person: the machine, the throughput
+// table, then latency, memory and anything that went wrong.
+func WriteTables(w io.Writer, r *Report) {
+	m := r.Machine
+	mode := "full"
+	if r.Quick {
+		mode = "quick"
+	}
+	fmt.Fprintf(w, "distq benchmark (%s run, %s UTC)\n", mode, r.Started.Format("2006-01-02 15:04"))
+	fmt.Fprintf(w, "machine: %s, %d cores, kernel %s\n", m.CPU, m.Cores, m.Kernel)
+	fmt.Fprintf(w, "go: %s   python: %s   commit: %s   slave -prefetch %d, %d runs each\n\n",
+		m.Go, m.Python, orDash(m.Commit), r.Settings.Prefetch, r.Settings.Runs)
+
+	fmt.Fprintln(w, "THROUGHPUT (tasks/s)")
+	if len(r.Throughput) == 0 {
+		fmt.Fprintln(w, "(none measured)")
+	}
+	t := &Table{
+		Header: []string{"scenario", "config", "tasks", "median", "min", "max", "×Python(K=1)", "notes"},
+		Right:  map[int]bool{2: true, 3: true, 4: true, 5: true, 6: true},
+	}
+	for _, row := range r.Throughput {
+		t.Rows = append(t.Rows, []string{row.Scenario, row.Config, fmtCount(row.Tasks),
+			fmtRate(row.Median), fmtRate(row.Min), fmtRate(row.Max), fmtRatio(row.VsPython), row.Notes})
+	}
+	if len(t.Rows) > 0 {
+		t.Render(w)
+	}
+
+	if len(r.Latency) > 0 {
+		fmt.Fprintln(w, "\nLATENCY (put → result, master + 2 slaves, open loop)")
+		t := &Table{
+			Header: []string{"phase", "target/s", "achieved/s", "tasks", "p50", "p99", "p99.9", "max"},
+			Right:  map[int]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true},
+		}
+		for _, l := range r.Latency {
+			t.Rows = append(t.Rows, []string{l.Label, fmtRate(l.TargetRate), fmtRate(l.AchievedRate), fmtCount(l.Count),
+				fmtMs(l.P50Ms), fmtMs(l.P99Ms), fmtMs(l.P999Ms), fmtMs(l.MaxMs)})
+		}
+		t.Render(w)
+	}
+
+	if len(r.Memory) > 0 {
+		fmt.Fprintf(w, "\nMEMORY (master RSS, %d-byte payloads in tasks, no slaves)\n", memoryPayload)
+		t := &Table{
+			Header: []string{"state", "RSS", "peak RSS", "bytes/task", "notes"},
+			Right:  map[int]bool{1: true, 2: true, 3: true},
+		}
+		for _, m := range r.Memory {
+			per := "-"
+			if m.Queued > 0 {
+				per = strconv.FormatFloat(m.BytesPerTask, 'f', 0, 64)
+			}
+			t.Rows = append(t.Rows, []string{m.Label, fmtBytes(m.RSS), fmtBytes(m.HWM), per, m.Notes})
+		}
+		t.Render(w)
+	}
+
+	if len(r.Problems) > 0 {
+		fmt.Fprintln(w, "\nPROBLEMS")
+		for _, p := range r.Problems {
+			fmt.Fprintln(w, "- "+p)
+		}
+	}
+	if r.Failure != "" {
+		fmt.Fprintln(w, "\nFAILED: "+firstLine(r.Failure))
+	}
+	fmt.Fprintln(w)
+}
+
+// fmtRate formats a rate with thousands separators ("123,456").
+func fmtRate(v float64) string {
+	if v <= 0 {
+		return "-"
+	}
+	if v < 100 {
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return fmtCount(int(v + 0.5))
+}
+
+// fmtCount formats an integer with thousands separators.
+func fmtCount(n int) string {
+	s := strconv.Itoa(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// fmtRatio formats a speed-up ("×31.4", "×312").
+func fmtRatio(v float64) string {
+	switch {
+	case v <= 0:
+		return "-"
+	case v < 10:
+		return "×" + strconv.FormatFloat(v, 'f', 2, 64)
+	case v < 100:
+		return "×" + strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return "×" + strconv.FormatFloat(v, 'f', 0, 64)
+	}
+}
+
+// fmtMs formats milliseconds with sensible precision.
+func fmtMs(ms float64) string {
+	switch {
+	case ms <= 0:
+		return "-"
+	case ms < 1:
+		return strconv.FormatFloat(ms*1000, 'f', 0, 64) + " µs"
+	case ms < 10:
+		return strconv.FormatFloat(ms, 'f', 2, 64) + " ms"
+	case ms < 1000:
+		return strconv.FormatFloat(ms, 'f', 1, 64) + " ms"
+	default:
+		return strconv.FormatFloat(ms/1000, 'f', 2, 64) + " s"
+	}
+}
+
+// fmtBytes formats a byte count in MiB (or KiB when small).
+func fmtBytes(b int64) string {
+	switch {
+	case b <= 0:
+		return "-"
+	case b < 1<<20:
+		return strconv.FormatFloat(float64(b)/(1<<10), 'f', 0, 64) + " KiB"
+	case b < 10<<30:
+		return strconv.FormatFloat(float64(b)/(1<<20), 'f', 1, 64) + " MiB"
+	default:
+		return strconv.FormatFloat(float64(b)/(1<<30), 'f', 2, 64) + " GiB"
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}

@@ -1,0 +1,315 @@
+// Command master serves named task queues to slaves over gRPC, guarded by a
+// shared authkey: the BaseManager side of Python's "distributed processes"
+// recipe. With -demo N it is also the recipe's producer.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/term"
+
+	"github.com/distq/distq/internal/auth"
+	"github.com/distq/distq/internal/debug"
+	"github.com/distq/distq/internal/demo"
+	"github.com/distq/distq/internal/healthcheck"
+	"github.com/distq/distq/internal/logging"
+	"github.com/distq/distq/internal/queue"
+	"github.com/distq/distq/internal/server"
+	"github.com/distq/distq/internal/tlsconfig"
+)
+
+func main() {
+	m := NewMain(os.Stdout, os.Stderr)
+	if err := m.ParseFlags(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "master:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "master:", err)
+		os.Exit(1)
+	}
+}
+
+// Main is the master program: flags in, Run until a signal or the end of
+// the demo.
+type Main struct {
+	stdout, stderr io.Writer
+
+	listen          string
+	authkeyFile     string
+	queues          queueFlags
+	lease           time.Duration
+	maxAttempts     int
+	maxMessageSize  int
+	shutdownTimeout time.Duration
+	tlsCert         string
+	tlsKey          string
+	tlsClientCA     string
+	logLevel        string
+	logFormat       string
+	debugAddr       string
+	healthcheck     bool
+	demoN           int
+	demoProgress    string
+	addrFile        string
+}
+
+// NewMain returns a Main writing to stdout and stderr.
+func NewMain(stdout, stderr io.Writer) *Main {
+	return &Main{stdout: stdout, stderr: stderr}
+}
+
+// queueFlags collects repeated -queue NAME[:MAXSIZE] flags.
+type queueFlags []queue.QueueConfig
+
+func (q *queueFlags) String() string {
+	parts := make([]string, len(*q))
+	for i, c := range *q {
+		parts[i] = c.Name
+		if c.MaxSize > 0 {
+			parts[i] += ":" + strconv.Itoa(c.MaxSize)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func (q *queueFlags) Set(v string) error {
+	name, size, hasSize := strings.Cut(v, ":")
+	c := queue.QueueConfig{Name: name}
+	if hasSize {
+		n, err := strconv.Atoi(size)
+		if err != nil || n < 0 {
+			return fmt.Errorf("maxsize %q is not a whole number >= 0", size)
+		}
+		c.MaxSize = n
+	}
+	if err := queue.ValidateName(name); err != nil {
+		return err
+	}
+	*q = append(*q, c)
+	return nil
+}
+
+// ParseFlags reads the command line.
+func (m *Main) ParseFlags(args []string) error {
+	fs := flag.NewFlagSet("master", flag.ContinueOnError)
+	fs.SetOutput(m.stderr)
+	fs.StringVar(&m.listen, "listen", ":4000", "`host:port` to serve on (port 0 picks a free port)")
+	fs.StringVar(&m.authkeyFile, "authkey-file", "", "`file` holding the shared authkey (else $"+auth.EnvKeyFile+" or $"+auth.EnvKey+")")
+	fs.Var(&m.queues, "queue", "queue to serve, as `name[:maxsize]`; repeat for more (default tasks and results, unbounded)")
+	fs.DurationVar(&m.lease, "lease", queue.DefaultLeaseTime, "how long a slave may hold a task without acking or extending it")
+	fs.IntVar(&m.maxAttempts, "max-attempts", queue.DefaultMaxAttempts, "deliveries of a task before it moves to <queue>.dead")
+	fs.IntVar(&m.maxMessageSize, "max-message-size", server.DefaultMaxMessageSize, "largest message in `bytes` a peer may send")
+	fs.DurationVar(&m.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long slaves get to finish the tasks they hold")
+	fs.StringVar(&m.tlsCert, "tls-cert", "", "PEM certificate `file`; enables TLS with -tls-key")
+	fs.StringVar(&m.tlsKey, "tls-key", "", "PEM private key `file` of -tls-cert")
+	fs.StringVar(&m.tlsClientCA, "tls-client-ca", "", "PEM CA `file`; slaves must present a certificate it signed (mutual TLS)")
+	fs.StringVar(&m.logLevel, "log-level", "info", "trace, debug, info, warn or error")
+	fs.StringVar(&m.logFormat, "log-format", "text", "text, or json for machines")
+	fs.BoolVar(&m.healthcheck, "healthcheck", false, "probe the health service of the master at -listen, exit 0 if SERVING, 1 otherwise (for container healthchecks)")
+	fs.StringVar(&m.debugAddr, "debug-addr", "", "serve Go profiles (/debug/pprof/) on this `host:port`; off when empty")
+	fs.IntVar(&m.demoN, "demo", 0, "also be the recipe's producer: put `N` random numbers, check the N squares that come back, then exit")
+	fs.StringVar(&m.addrFile, "addr-file", "", "write the bound `host:port` to this file once serving (for scripts using -listen with port 0)")
+	fs.StringVar(&m.demoProgress, "demo-progress", "auto", "demo progress display: bar, log, or auto (a bar on a terminal)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags start with -)", fs.Arg(0))
+	}
+	if m.demoN < 0 {
+		return fmt.Errorf("-demo %d: want a positive number of tasks", m.demoN)
+	}
+	switch m.demoProgress {
+	case "auto", "bar", "log":
+	default:
+		return fmt.Errorf("-demo-progress %q: want bar, log or auto", m.demoProgress)
+	}
+	if m.shutdownTimeout < 0 {
+		return fmt.Errorf("-shutdown-timeout %v is negative", m.shutdownTimeout)
+	}
+	return nil
+}
+
+// Run serves until ctx ends or, with -demo, until the demo is over. With
+// -healthcheck it only probes the master at -listen.
+func (m *Main) Run(ctx context.Context) error {
+	if m.healthcheck {
+		addr, err := healthcheck.LocalAddr(m.listen)
+		if err != nil {
+			return err
+		}
+		return healthcheck.Probe(ctx, addr, m.tlsCert != "", 3*time.Second)
+	}
+	log, err := logging.New(logging.Config{Name: "master", Level: m.logLevel, Format: m.logFormat}, m.stderr)
+	if err != nil {
+		return err
+	}
+	key, err := auth.LoadKey(m.authkeyFile)
+	if err != nil {
+		return err
+	}
+	if m.debugAddr != "" {
+		dbg, err := debug.Listen(m.debugAddr)
+		if err != nil {
+			return err
+		}
+		defer dbg.Close()
+		log.Info("serving profiles", "addr", dbg.Addr().String())
+	}
+	if len(key) < 16 {
+		log.Warn("the authkey is short; use at least 16 random bytes", "bytes", len(key))
+	}
+	tlsCfg, err := tlsconfig.Server(m.tlsCert, m.tlsKey, m.tlsClientCA)
+	if err != nil {
+		return err
+	}
+	queues := []queue.QueueConfig(m.queues)
+	if m.demoN > 0 && len(queues) > 0 && !(hasQueue(queues, "tasks") && hasQueue(queues, "results")) {
+		return errors.New("-demo needs the queues tasks and results")
+	}
+	broker, err := queue.New(queue.Config{
+		Queues:      queues,
+		LeaseTime:   m.lease,
+		MaxAttempts: m.maxAttempts,
+		Logger:      log.Named("queue"),
+	})
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	authSrv, err := auth.NewServer(auth.ServerConfig{Key: key, Logger: log.Named("auth")})
+	if err != nil {
+		return err
+	}
+	defer authSrv.Close()
+	srv, err := server.New(server.Config{
+		Listen:         m.listen,
+		Broker:         broker,
+		Auth:           authSrv,
+		TLS:            tlsCfg,
+		MaxMessageSize: m.maxMessageSize,
+		Logger:         log.Named("server"),
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	if m.addrFile != "" {
+		if err := writeFileAtomic(m.addrFile, srv.Addr().String()+"\n"); err != nil {
+			return err
+		}
+	}
+
+	if tlsCfg == nil {
+		log.Warn("TLS is off: payloads travel unencrypted (the authkey never does); use -tls-cert and -tls-key across untrusted networks")
+	}
+	names := make([]string, 0)
+	for _, q := range broker.Queues() {
+		names = append(names, q.Name())
+	}
+	log.Info("master serving", "addr", srv.Addr().String(), "queues", strings.Join(names, ","),
+		"lease", m.lease, "max_attempts", broker.MaxAttempts(), "tls", tlsCfg != nil)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve() }()
+
+	demoDone := make(chan error, 1)
+	if m.demoN > 0 {
+		go func() { demoDone <- m.runDemo(ctx, broker, log) }()
+	}
+
+	var result error
+	select {
+	case <-ctx.Done():
+		log.Info("signal received; shutting down", "grace", m.shutdownTimeout)
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case result = <-demoDone:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), m.shutdownTimeout)
+	defer cancel()
+	srv.Shutdown(sctx)
+	logLeftovers(log, broker)
+	log.Info("master stopped")
+	return result
+}
+
+// writeFileAtomic writes through a temporary file and a rename, so that a
+// script polling for the file never reads it half written.
+func writeFileAtomic(name, content string) error {
+	tmp := name + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		return fmt.Errorf("-addr-file: %w", err)
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return fmt.Errorf("-addr-file: %w", err)
+	}
+	return nil
+}
+
+func hasQueue(qs []queue.QueueConfig, name string) bool {
+	for _, q := range qs {
+		if q.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// logLeftovers says plainly what an in-memory master loses at exit.
+func logLeftovers(log hclog.Logger, b *queue.Broker) {
+	for _, q := range b.Queues() {
+		st := q.Stats()
+		if n := st.Ready + st.Leased; n > 0 {
+			log.Warn("items dropped at exit: queues are in memory", "queue", st.Name, "items", n)
+		}
+	}
+}
+
+func (m *Main) runDemo(ctx context.Context, b *queue.Broker, log hclog.Logger) error {
+	tasks, _ := b.Queue("tasks")
+	results, _ := b.Queue("results")
+	cfg := demo.Config{
+		N:          m.demoN,
+		Tasks:      tasks,
+		Results:    results,
+		Logger:     log.Named("demo"),
+		CloseTasks: true,
+	}
+	bar := m.demoProgress == "bar"
+	if m.demoProgress == "auto" {
+		if f, ok := m.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			bar = true
+		}
+	}
+	if bar {
+		cfg.Bar = m.stderr
+	}
+	log.Info("demo: producing tasks", "tasks", m.demoN)
+	sum, err := demo.Run(ctx, cfg)
+	sum.Write(m.stdout)
+	if err != nil {
+		return err
+	}
+	if !sum.OK() {
+		return errors.New("demo failed: not every task came back exactly once with the right square")
+	}
+	return nil
+}

@@ -1,0 +1,110 @@
+package distq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/distq/distq/internal/auth"
+)
+
+// Errors a caller can test for with errors.Is. They mirror Python's
+// queue.Full and queue.Empty, plus what a network adds.
+var (
+	// ErrFull: the queue is bounded and full (queue.Full), and the put was
+	// not allowed to wait or waited long enough.
+	ErrFull = errors.New("distq: queue full")
+	// ErrEmpty: nothing arrived in time (queue.Empty).
+	ErrEmpty = errors.New("distq: queue empty")
+	// ErrClosed: the queue is closed; from a get it means closed and
+	// drained, nothing more will ever arrive.
+	ErrClosed = errors.New("distq: queue closed")
+	// ErrUnknownQueue: the master hosts no queue of that name.
+	ErrUnknownQueue = errors.New("distq: unknown queue")
+	// ErrAuthFailed: the master refused our authkey.
+	ErrAuthFailed = auth.ErrAuthFailed
+	// ErrMasterUnverified: the peer could not prove it holds the authkey;
+	// nothing was sent to it.
+	ErrMasterUnverified = auth.ErrMasterUnverified
+	// ErrUnavailable: the master cannot be reached or is shutting down.
+	ErrUnavailable = errors.New("distq: master unavailable")
+)
+
+// Error carries the master's message under one of the errors above.
+type Error struct {
+	Kind error  // one of the Err values, or nil
+	Msg  string // the master's message
+	Code codes.Code
+}
+
+func (e *Error) Error() string {
+	if e.Kind != nil {
+		return fmt.Sprintf("%v: %s", e.Kind, e.Msg)
+	}
+	return fmt.Sprintf("distq: %s (%s)", e.Msg, e.Code)
+}
+
+func (e *Error) Unwrap() error { return e.Kind }
+
+// fromStatus turns a gRPC status from the master into an *Error whose Kind
+// the caller can match with errors.Is.
+func fromStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || auth.IsSessionError(err) {
+		// Session errors stay raw: callers authenticate again on them.
+		return err
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	var kind error
+	switch st.Code() {
+	case codes.ResourceExhausted:
+		kind = ErrFull
+		if !isFullMessage(st.Message()) {
+			kind = nil // e.g. a message over the size limit
+		}
+	case codes.FailedPrecondition:
+		kind = ErrClosed
+	case codes.NotFound:
+		kind = ErrUnknownQueue
+	case codes.Unavailable:
+		kind = ErrUnavailable
+	case codes.Unauthenticated:
+		kind = ErrAuthFailed
+	case codes.Canceled:
+		return context.Canceled
+	case codes.DeadlineExceeded:
+		return context.DeadlineExceeded
+	}
+	return &Error{Kind: kind, Msg: st.Message(), Code: st.Code()}
+}
+
+func isFullMessage(msg string) bool {
+	const prefix = "distq: queue full"
+	return len(msg) >= len(prefix) && msg[:len(prefix)] == prefix
+}
+
+// wrapAuth adds the master's address to handshake errors.
+func wrapAuth(err error, addr string) error {
+	if err == nil {
+		return nil
+	}
+	switch {
+	case errors.Is(err, auth.ErrAuthFailed), errors.Is(err, auth.ErrMasterUnverified):
+		return fmt.Errorf("master %s: %w", addr, err)
+	}
+	return fmt.Errorf("master %s: %w", addr, fromStatus(err))
+}
+
+// IsPermanent reports whether retrying cannot help: a wrong key, a master
+// that cannot prove the key, or an unknown queue.
+func IsPermanent(err error) bool {
+	return errors.Is(err, ErrAuthFailed) || errors.Is(err, ErrMasterUnverified) || errors.Is(err, ErrUnknownQueue)
+}

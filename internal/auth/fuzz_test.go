@@ -1,0 +1,204 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"strconv"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	distqv1 "github.com/distq/distq/proto/distq/v1"
+)
+
+// fuzzServer returns a server with one live session, opened through the
+// real Challenge and Login handlers, and that session's id and key.
+func fuzzServer(f *testing.F, cfg ServerConfig) (s *Server, id string, skey []byte) {
+	f.Helper()
+	clock := newFakeClock()
+	cfg.Key, cfg.Clock = testKey, clock.Now
+	s, err := NewServer(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	cn := bytes.Repeat([]byte{7}, nonceSize)
+	ch, err := s.Challenge(context.Background(), &distqv1.ChallengeRequest{ClientNonce: cn})
+	if err != nil {
+		f.Fatal(err)
+	}
+	lr, err := s.Login(context.Background(), &distqv1.LoginRequest{
+		ServerNonce: ch.ServerNonce, ClientProof: clientProof(testKey, ch.ServerNonce, cn),
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	return s, lr.SessionId, sessionKey(testKey, cn, ch.ServerNonce)
+}
+
+// FuzzVerifyCall feeds arbitrary distq-session, distq-seq, distq-mac and
+// method values to the per-call check. It must never panic, and must accept
+// a call only on the live session with the exact MAC for that method and seq.
+func FuzzVerifyCall(f *testing.F) {
+	s, liveID, skey := fuzzServer(f, ServerConfig{})
+	const stats = "/distq.v1.QueueService/Stats"
+	goodMAC := func(seq string) string { return hex.EncodeToString(callMAC(skey, stats, seq)) }
+	f.Add(true, "", "1", goodMAC("1"), stats, false)
+	f.Add(true, "", "2", goodMAC("2"), stats, true)
+	f.Add(true, "", "1", goodMAC("1"), stats, false) // replay
+	f.Add(true, "", "02", goodMAC("02"), stats, false)
+	f.Add(true, "", "+3", goodMAC("+3"), stats, false)
+	f.Add(true, "", "18446744073709551616", goodMAC("1"), stats, false)
+	f.Add(true, "", "5", "ZZ", stats, false)
+	f.Add(false, "00112233445566778899aabbccddeeff", "1", goodMAC("1"), stats, false)
+	f.Add(false, "", "", "", "", false)
+	f.Add(false, "\x00\xff", "\n", "\xff", "/", true)
+
+	f.Fuzz(func(t *testing.T, useLive bool, id, seq, mac, method string, stream bool) {
+		if useLive {
+			id = liveID
+		}
+		n, ok := parseSeq(seq)
+		if ref, err := strconv.ParseUint(seq, 10, 64); ok != (err == nil && ref != 0 && seq[0] != '0') || (ok && n != ref) {
+			t.Fatalf("parseSeq(%q) = %d, %v; strconv says %d, %v", seq, n, ok, ref, err)
+		}
+		sess, err := s.verify(id, seq, mac, method, stream)
+		if err != nil {
+			if status.Code(err) != codes.Unauthenticated {
+				t.Fatalf("verify refused with %v, want UNAUTHENTICATED", err)
+			}
+			return
+		}
+		if id != liveID || !ok || mac != hex.EncodeToString(callMAC(skey, method, seq)) {
+			t.Fatalf("verify accepted session %q seq %q mac %q method %q", id, seq, mac, method)
+		}
+		if stream {
+			s.sessions.release(sess, s.clock())
+		}
+		if _, err := s.verify(id, seq, mac, method, false); err == nil {
+			t.Fatalf("verify accepted seq %q twice", seq)
+		}
+	})
+}
+
+// FuzzChallenge feeds arbitrary bytes to Challenge, both as the client nonce
+// and as an encoded ChallengeRequest. It must never panic, must answer
+// INVALID_ARGUMENT unless the nonce has 32 bytes, and a correct proof if so.
+func FuzzChallenge(f *testing.F) {
+	s, _, _ := fuzzServer(f, ServerConfig{MaxPending: 16})
+	f.Add(make([]byte, 32))
+	f.Add([]byte{})
+	f.Add(make([]byte, 33))
+	enc, _ := proto.Marshal(&distqv1.ChallengeRequest{ClientNonce: bytes.Repeat([]byte{1}, 32)})
+	f.Add(enc)
+	f.Add([]byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f})
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		reqs := []*distqv1.ChallengeRequest{{ClientNonce: data}}
+		var decoded distqv1.ChallengeRequest
+		if proto.Unmarshal(data, &decoded) == nil {
+			reqs = append(reqs, &decoded)
+		}
+		for _, req := range reqs {
+			resp, err := s.Challenge(context.Background(), req)
+			if len(req.ClientNonce) != nonceSize {
+				if status.Code(err) != codes.InvalidArgument {
+					t.Fatalf("Challenge(%d-byte nonce): %v, want INVALID_ARGUMENT", len(req.ClientNonce), err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatalf("Challenge: %v", err)
+			}
+			if len(resp.ServerNonce) != nonceSize || !bytes.Equal(resp.ServerProof, serverProof(testKey, req.ClientNonce, resp.ServerNonce)) {
+				t.Fatal("Challenge answered a bad nonce or proof")
+			}
+		}
+		if s.pending.len() > 16 {
+			t.Fatalf("%d pending challenges, limit 16", s.pending.len())
+		}
+	})
+}
+
+// FuzzLogin feeds arbitrary server nonces and proofs to Login, either on
+// their own or naming a challenge just issued. It must never panic, must
+// accept only the correct proof for an issued nonce, and never the same
+// nonce twice.
+func FuzzLogin(f *testing.F) {
+	s, _, _ := fuzzServer(f, ServerConfig{MaxPending: 16, MaxSessions: 16})
+	cn := bytes.Repeat([]byte{9}, nonceSize)
+	f.Add(true, false, []byte(nil), make([]byte, 32))
+	f.Add(true, true, []byte(nil), []byte(nil))
+	f.Add(false, false, make([]byte, 32), make([]byte, 32))
+	f.Add(false, false, []byte{1, 2, 3}, []byte{})
+	f.Add(false, false, make([]byte, 64), make([]byte, 31))
+
+	f.Fuzz(func(t *testing.T, useIssued, rightProof bool, serverNonce, proof []byte) {
+		ch, err := s.Challenge(context.Background(), &distqv1.ChallengeRequest{ClientNonce: cn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if useIssued {
+			serverNonce = ch.ServerNonce
+		}
+		if rightProof && len(serverNonce) == nonceSize {
+			proof = clientProof(testKey, serverNonce, cn)
+		}
+		req := &distqv1.LoginRequest{ServerNonce: serverNonce, ClientProof: proof}
+		resp, err := s.Login(context.Background(), req)
+		valid := bytes.Equal(serverNonce, ch.ServerNonce) && bytes.Equal(proof, clientProof(testKey, serverNonce, cn))
+		switch {
+		case len(serverNonce) != nonceSize:
+			if status.Code(err) != codes.InvalidArgument {
+				t.Fatalf("Login(%d-byte nonce): %v, want INVALID_ARGUMENT", len(serverNonce), err)
+			}
+		case valid:
+			if err != nil || !validSessionID(resp.SessionId) || len(resp.SessionId) != 32 {
+				t.Fatalf("correct Login: %v, %v", resp, err)
+			}
+		default:
+			if status.Code(err) != codes.Unauthenticated {
+				t.Fatalf("wrong Login: %v, want UNAUTHENTICATED", err)
+			}
+		}
+		if _, err := s.Login(context.Background(), req); err == nil {
+			t.Fatal("Login accepted the same server nonce twice")
+		}
+		if s.sessions.len() > 16 {
+			t.Fatalf("%d sessions, limit 16", s.sessions.len())
+		}
+	})
+}
+
+// FuzzReplayWindow checks the bitmap window against a plain set of seen
+// numbers, on arbitrary sequences of small steps and large jumps.
+func FuzzReplayWindow(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 2, 1})
+	f.Add([]byte{0xff, 0x10, 0x00, 0x80, 0x7f, 0x01})
+	f.Add([]byte{0xf0, 0xff, 0xff, 0x00, 0x00, 0x00, 0x10, 0x01})
+
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		var w replayWindow
+		seen := map[uint64]bool{}
+		var highest, cur uint64
+		for i := 0; i+1 < len(ops); i += 2 {
+			// Each pair of bytes moves cur by a signed step; the top
+			// bit of the first byte makes it a large jump.
+			step := int64(int16(uint16(ops[i])<<8 | uint16(ops[i+1])))
+			if ops[i]&0x80 != 0 && ops[i]&0x40 != 0 {
+				step *= 1 << 20
+			}
+			cur = uint64(int64(cur) + step)
+			want := cur != 0 && !seen[cur] && (cur > highest || highest-cur < windowSize)
+			if got := w.accept(cur); got != want {
+				t.Fatalf("accept(%d) with highest %d = %v, want %v", cur, highest, got, want)
+			}
+			if want {
+				seen[cur] = true
+				highest = max(highest, cur)
+			}
+		}
+	})
+}

@@ -1,0 +1,220 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+// Bounds on one Next: a consumer that granted a large credit still gets its
+// deliveries in messages of reasonable size.
+const (
+	MaxBatch      = 1024
+	MaxBatchBytes = 1 << 20
+)
+
+// Consumer is one stream of deliveries under credit-based flow control: it
+// receives at most as many deliveries as it was granted credit, and every
+// item it holds is leased to it alone. Closing it (the stream ended for
+// whatever reason) returns everything it holds to the queue at once.
+//
+// Grant, Ack, Nack, Extend and Close may be called from a goroutine other
+// than the one calling Next.
+type Consumer struct {
+	q      *Queue
+	notify chan struct{} // capacity 1: "something may have changed"
+
+	// Guarded by q.mu.
+	credit int
+	// The leases this consumer holds, oldest first, linked through their
+	// oprev and onext, and how many there are.
+	lhead, ltail *lease
+	nleased      int
+	waiting      bool // in q.waiters
+	closed       bool
+}
+
+// NewConsumer registers a consumer with no credit.
+func (q *Queue) NewConsumer() (*Consumer, error) {
+	if q.b.isDraining() {
+		return nil, ErrShutdown
+	}
+	c := &Consumer{q: q, notify: make(chan struct{}, 1)}
+	q.mu.Lock()
+	q.consumers[c] = struct{}{}
+	q.mu.Unlock()
+	return c, nil
+}
+
+// Queue is the queue this consumer reads.
+func (c *Consumer) Queue() *Queue { return c.q }
+
+func (c *Consumer) wake() {
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Grant adds n to the consumer's credit.
+func (c *Consumer) Grant(n int) {
+	if n <= 0 {
+		return
+	}
+	c.q.mu.Lock()
+	c.credit += n
+	c.q.mu.Unlock()
+	c.wake()
+}
+
+// Next blocks until it can return at least one delivery, at most as many as
+// the remaining credit, appended to buf. It returns ErrClosed once the queue
+// is closed and drained, ErrShutdown once the broker is draining and this
+// consumer holds nothing, and ctx's error when ctx ends.
+func (c *Consumer) Next(ctx context.Context, buf []Delivery) ([]Delivery, error) {
+	q := c.q
+	for {
+		q.mu.Lock()
+		if c.closed {
+			q.mu.Unlock()
+			return buf, fmt.Errorf("%w: consumer closed", ErrInvalid)
+		}
+		if q.closed && q.unfinished() == 0 {
+			// Checked before draining: a consumer of a finished queue
+			// gets its clean end even while the master shuts down.
+			c.stopWaiting()
+			q.mu.Unlock()
+			return buf, fmt.Errorf("%w: %q", ErrClosed, q.name)
+		}
+		if q.b.isDraining() {
+			if c.nleased == 0 {
+				c.stopWaiting()
+				q.mu.Unlock()
+				return buf, ErrShutdown
+			}
+		} else if n := min(c.credit, q.ready.len(), MaxBatch); n > 0 {
+			now := q.b.now()
+			size := 0
+			taken := 0
+			for taken < n && size < MaxBatchBytes {
+				d := q.leaseFront(c, now).delivery()
+				size += len(d.Payload)
+				buf = append(buf, d)
+				taken++
+			}
+			c.credit -= taken
+			c.stopWaiting()
+			q.readyShrank()
+			q.mu.Unlock()
+			return buf, nil
+		} else if c.credit > 0 && !c.waiting {
+			c.waiting = true
+			q.waiters = append(q.waiters, c)
+		}
+		q.mu.Unlock()
+		select {
+		case <-c.notify:
+		case <-ctx.Done():
+			q.mu.Lock()
+			c.stopWaiting()
+			q.mu.Unlock()
+			return buf, ctx.Err()
+		}
+	}
+}
+
+// stopWaiting is called with q.mu held whenever c leaves Next, so that
+// q.waiters lists only consumers that are blocked in Next right now.
+//
+// Why: wakeWaiters spends the wake-ups for n new items on the first waiters
+// whose credit covers n and leaves the rest asleep. Before this, a consumer
+// stayed on the list after Next returned (on ctx's end, or with deliveries
+// after a wake-up from Grant), and a wake-up spent on it, or on a consumer
+// woken just before its ctx ended, was lost: items stayed ready while other
+// consumers with credit slept in Next. So c leaves the list here, and if
+// items are ready it passes the wake-up on to the remaining waiters.
+func (c *Consumer) stopWaiting() {
+	q := c.q
+	if c.waiting {
+		if i := slices.Index(q.waiters, c); i >= 0 {
+			q.waiters = slices.Delete(q.waiters, i, i+1)
+		}
+		c.waiting = false
+	}
+	if n := q.ready.len(); n > 0 {
+		q.wakeWaiters(n)
+	}
+}
+
+// Ack settles items leased to this consumer, putting replies as asked.
+func (c *Consumer) Ack(acks []Ack) []Refusal { return c.q.ack(c, acks) }
+
+// Nack returns items leased to this consumer.
+func (c *Consumer) Nack(nacks []Nack) []Refusal { return c.q.nack(c, nacks) }
+
+// Extend pushes the deadlines of leases this consumer holds.
+func (c *Consumer) Extend(ext []Extend) []Refusal { return c.q.extend(c, ext) }
+
+// Held reports how many items are leased to this consumer.
+func (c *Consumer) Held() int {
+	c.q.mu.Lock()
+	defer c.q.mu.Unlock()
+	return c.nleased
+}
+
+// link appends l to the consumer's leases. Called with q.mu held.
+func (c *Consumer) link(l *lease) {
+	l.oprev, l.onext = c.ltail, nil
+	if c.ltail != nil {
+		c.ltail.onext = l
+	} else {
+		c.lhead = l
+	}
+	c.ltail = l
+	c.nleased++
+}
+
+// unlink takes l out of the consumer's leases. Called with q.mu held.
+func (c *Consumer) unlink(l *lease) {
+	if l.oprev != nil {
+		l.oprev.onext = l.onext
+	} else {
+		c.lhead = l.onext
+	}
+	if l.onext != nil {
+		l.onext.oprev = l.oprev
+	} else {
+		c.ltail = l.oprev
+	}
+	l.oprev, l.onext = nil, nil
+	c.nleased--
+}
+
+// Close unregisters the consumer and returns every item it holds to the
+// front of the queue (an attempt that counts: the consumer may have crashed
+// on it). It reports how many items went back. Safe to call twice.
+func (c *Consumer) Close() int {
+	q := c.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if c.closed {
+		return 0
+	}
+	c.closed = true
+	delete(q.consumers, c)
+	c.stopWaiting()
+	// Newest first: each goes back to the front, so the items end up in
+	// the order they were leased. unlease recycles l, so prev is read first.
+	n := 0
+	for l := c.ltail; l != nil; {
+		prev := l.oprev
+		q.giveBack(q.unlease(l), "consumer disconnected")
+		n++
+		l = prev
+	}
+	if n > 0 {
+		q.checkDrained()
+	}
+	c.wake()
+	return n
+}

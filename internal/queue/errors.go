@@ -1,0 +1,29 @@
+package queue
+
+import "errors"
+
+// Domain errors. The gRPC edge maps each to a status code; callers test for
+// them with errors.Is.
+var (
+	// ErrUnknownQueue: the master hosts no queue of that name.
+	ErrUnknownQueue = errors.New("unknown queue")
+	// ErrFull: the queue is at its maxsize and the caller would not wait
+	// (or waited long enough).
+	ErrFull = errors.New("queue full")
+	// ErrClosed: the queue was closed; no more puts. From a consumer or Get
+	// it means the queue is closed and drained: nothing more will come.
+	ErrClosed = errors.New("queue closed")
+	// ErrShutdown: the broker is shutting down and hands out no more work.
+	ErrShutdown = errors.New("master shutting down")
+	// ErrReadOnly: dead-letter queues are filled by nacks only.
+	ErrReadOnly = errors.New("dead-letter queues take no puts")
+	// ErrInvalid: an argument the caller should have checked.
+	ErrInvalid = errors.New("invalid argument")
+)
+
+// Reasons given for a refused settle.
+const (
+	ReasonNotLeased   = "lease no longer held (expired, redelivered or already settled)"
+	ReasonUnknownItem = "no such item in flight"
+	ReasonReplyQueue  = "reply queue unknown or closed"
+)

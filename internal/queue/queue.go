@@ -1,0 +1,800 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Message is what a producer puts: opaque bytes and optional headers. The
+// queue keeps the slices it is given; callers must not modify them after.
+type Message struct {
+	Payload []byte
+	Headers map[string]string
+}
+
+// Delivery is one item handed out under one lease.
+type Delivery struct {
+	ID      uint64
+	Lease   uint64 // names this delivery; 0 for items taken with auto-ack
+	Attempt uint32
+	Payload []byte
+	Headers map[string]string
+	// ReplyTo is the id of the acknowledged item this reply was put for.
+	ReplyTo uint64
+	// Error is the last error of a dead or retried item.
+	Error string
+	// Deadline is when the lease runs out (zero when not leased).
+	Deadline time.Time
+}
+
+// entry is an item of a queue, held by value: in the ready deque while it is
+// ready (or dead, in a dead-letter queue's deque), inside its lease while it
+// is in flight. A plain item (no headers, no error yet) is these 56 bytes
+// and its payload, with no object of its own on the heap.
+type entry struct {
+	id       uint64
+	replyTo  uint64
+	payload  []byte
+	ext      *entryExt // nil for a plain item
+	attempts uint32
+}
+
+// entryExt holds what few items have: headers and the last error. It
+// belongs to one entry and moves with it.
+type entryExt struct {
+	headers map[string]string
+	lastErr string
+}
+
+func (e *entry) lastErr() string {
+	if e.ext == nil {
+		return ""
+	}
+	return e.ext.lastErr
+}
+
+// setLastErr records the item's last error, dropping an extension that
+// would hold nothing.
+func (e *entry) setLastErr(s string) {
+	switch {
+	case e.ext != nil && s == "" && e.ext.headers == nil:
+		e.ext = nil
+	case e.ext != nil:
+		e.ext.lastErr = s
+	case s != "":
+		e.ext = &entryExt{lastErr: s}
+	}
+}
+
+func (e *entry) delivery() Delivery {
+	d := Delivery{
+		ID:      e.id,
+		Attempt: e.attempts,
+		Payload: e.payload,
+		ReplyTo: e.replyTo,
+	}
+	if e.ext != nil {
+		d.Headers = e.ext.headers
+		d.Error = e.ext.lastErr
+	}
+	return d
+}
+
+// newEntry makes the entry of a message put with that id.
+func newEntry(id uint64, m *Message, replyTo uint64) entry {
+	e := entry{id: id, replyTo: replyTo, payload: m.Payload}
+	if m.Headers != nil {
+		e.ext = &entryExt{headers: m.Headers}
+	}
+	return e
+}
+
+// lease is an item in flight. It exists only while the item is leased: it
+// is in the queue's lease index (see leaseindex.go), in exactly one of the queue's deadline
+// lists (the FIFO of leases with their first deadline, or the heap of the
+// others), and in its owner's list. Settled leases are recycled through the
+// queue's free list.
+type lease struct {
+	entry
+	lease    uint64
+	owner    *Consumer // nil for leases taken by Get
+	deadline int64     // unix nanoseconds
+	heapIdx  int       // in Queue.leases; -1 when not there (then in the FIFO)
+
+	// prev and next link the lease in Queue's FIFO (nil while in the heap).
+	prev, next *lease
+	// oprev and onext link the lease in its owner's list.
+	oprev, onext *lease
+}
+
+func (l *lease) delivery() Delivery {
+	d := l.entry.delivery()
+	d.Lease = l.lease
+	if l.deadline != 0 {
+		d.Deadline = time.Unix(0, l.deadline)
+	}
+	return d
+}
+
+// maxFreeLeases bounds a queue's free list of lease records: enough for the
+// churn of batches of deliveries and settles, not a high-water mark of
+// leases kept for ever.
+const maxFreeLeases = 1024
+
+// Stats are a queue's gauges and counters.
+type Stats struct {
+	Name      string
+	Ready     int
+	Leased    int
+	Dead      int
+	Consumers int
+	MaxSize   int
+	Closed    bool
+
+	PutTotal         uint64
+	AckedTotal       uint64
+	NackedTotal      uint64
+	DeliveredTotal   uint64
+	RedeliveredTotal uint64
+	ExpiredTotal     uint64
+	RefusedTotal     uint64
+	DeadTotal        uint64
+}
+
+// Queue is one named queue. All state is guarded by mu.
+type Queue struct {
+	b       *Broker
+	name    string
+	idx     int // lock order
+	maxSize int
+	dead    *Queue // this queue's dead-letter queue; nil for a dead-letter queue
+	origin  *Queue // for a dead-letter queue, the queue it serves
+
+	mu        sync.Mutex
+	nextID    uint64
+	nextLease uint64
+	ready     deque
+	// The leases in flight, by lease id: see leaseindex.go.
+	win      []*lease // ring of the window; its length is 0 or a power of two
+	winHead  int      // index in win of the window's front slot
+	winN     int      // slots in the window
+	winBase  uint64   // lease id of the front slot; winBase+winN == nextLease+1
+	overflow map[uint64]*lease
+	nleased  int // leases in flight
+	// Every lease in flight is in exactly one of two deadline orders. All
+	// leases are made with the same lease time from a clock that seldom
+	// goes back, so their first deadlines come in order of creation: they
+	// are appended to an intrusive FIFO, which settles and expires in O(1).
+	// A lease whose deadline an Extend changed, or that would be due before
+	// the FIFO's tail (the clock went back), is kept in the heap instead.
+	fifoHead  *lease
+	fifoTail  *lease
+	leases    leaseHeap
+	free      []*lease // recycled lease records, zeroed
+	consumers map[*Consumer]struct{}
+	waiters   []*Consumer // consumers with credit, blocked for want of items
+	closed    bool
+
+	notEmpty signal // for Get
+	notFull  signal // for Put
+	drained  signal // nothing ready and nothing leased (Join, closed consumers)
+	noLeases signal // nothing leased (shutdown)
+
+	st Stats
+}
+
+func newQueue(b *Broker, name string, maxSize, idx int) *Queue {
+	return &Queue{
+		b:         b,
+		name:      name,
+		idx:       idx,
+		maxSize:   maxSize,
+		winBase:   1,
+		consumers: make(map[*Consumer]struct{}),
+	}
+}
+
+// Name is the queue's name.
+func (q *Queue) Name() string { return q.name }
+
+// MaxSize is the bound on ready items; 0 means unbounded.
+func (q *Queue) MaxSize() int { return q.maxSize }
+
+// IsDead reports whether this is a dead-letter queue.
+func (q *Queue) IsDead() bool { return q.origin != nil }
+
+func (q *Queue) full() bool { return q.maxSize > 0 && q.ready.len() >= q.maxSize }
+
+func (q *Queue) unfinished() int { return q.ready.len() + q.nleased }
+
+// Put adds msgs in order. While the queue is full it waits for room until
+// ctx ends or, if timeout > 0, for at most timeout; with nowait it does not
+// wait. It returns the ids of the items it accepted, which may be fewer than
+// len(msgs) together with ErrFull, ErrClosed or the context's error.
+func (q *Queue) Put(ctx context.Context, msgs []Message, nowait bool, timeout time.Duration) ([]uint64, error) {
+	if q.IsDead() {
+		return nil, fmt.Errorf("%w: %q", ErrReadOnly, q.name)
+	}
+	ids := make([]uint64, 0, len(msgs))
+	var timer <-chan time.Time
+	q.mu.Lock()
+	for len(msgs) > 0 {
+		if q.closed {
+			q.mu.Unlock()
+			return ids, fmt.Errorf("%w: %q", ErrClosed, q.name)
+		}
+		n := len(msgs)
+		if q.maxSize > 0 {
+			n = min(n, q.maxSize-q.ready.len())
+		}
+		if n > 0 {
+			for i := range msgs[:n] {
+				q.nextID++
+				q.ready.pushBack(newEntry(q.nextID, &msgs[i], 0))
+				ids = append(ids, q.nextID)
+			}
+			q.st.PutTotal += uint64(n)
+			msgs = msgs[n:]
+			q.readyGrew(n)
+			continue
+		}
+		if nowait {
+			q.mu.Unlock()
+			return ids, fmt.Errorf("%w: %q holds %d items", ErrFull, q.name, q.maxSize)
+		}
+		ch := q.notFull.wait()
+		q.mu.Unlock()
+		if timer == nil && timeout > 0 {
+			t := time.NewTimer(timeout)
+			defer t.Stop()
+			timer = t.C
+		}
+		select {
+		case <-ch:
+		case <-timer:
+			return ids, fmt.Errorf("%w: %q holds %d items (waited %v)", ErrFull, q.name, q.maxSize, timeout)
+		case <-ctx.Done():
+			return ids, ctx.Err()
+		}
+		q.mu.Lock()
+	}
+	q.mu.Unlock()
+	return ids, nil
+}
+
+// readyGrew wakes those who wait for items after n became ready.
+func (q *Queue) readyGrew(n int) {
+	q.notEmpty.broadcast()
+	q.wakeWaiters(n)
+}
+
+// wakeWaiters wakes consumers blocked in Next, oldest first, until their
+// credit covers n items. A consumer woken here is off the list; if it then
+// leaves Next without taking what it was woken for, it must pass the
+// wake-up on (see Consumer.stopWaiting).
+func (q *Queue) wakeWaiters(n int) {
+	k := 0
+	for n > 0 && k < len(q.waiters) {
+		c := q.waiters[k]
+		k++
+		c.waiting = false
+		c.wake()
+		n -= c.credit
+	}
+	if k > 0 {
+		// Shifted down rather than resliced, so that the list keeps its
+		// array and waiting again does not allocate.
+		m := copy(q.waiters, q.waiters[k:])
+		clear(q.waiters[m:])
+		q.waiters = q.waiters[:m]
+	}
+}
+
+// readyShrank is called after items left the ready deque.
+func (q *Queue) readyShrank() {
+	if !q.full() {
+		q.notFull.broadcast()
+	}
+	q.checkDrained()
+}
+
+func (q *Queue) checkDrained() {
+	if q.nleased == 0 {
+		q.noLeases.broadcast()
+		if q.ready.len() == 0 {
+			q.drained.broadcast()
+			if q.closed {
+				for c := range q.consumers {
+					c.wake()
+				}
+			}
+		}
+	}
+}
+
+// leaseFront moves the front ready item in flight, leased to owner.
+func (q *Queue) leaseFront(owner *Consumer, now int64) *lease {
+	var l *lease
+	if n := len(q.free); n > 0 {
+		l = q.free[n-1]
+		q.free[n-1] = nil
+		q.free = q.free[:n-1]
+	} else {
+		l = new(lease)
+	}
+	q.ready.popFrontTo(&l.entry)
+	l.attempts++
+	q.nextLease++
+	l.lease = q.nextLease
+	l.owner = owner
+	l.deadline = now + int64(q.b.cfg.LeaseTime)
+	if t := q.fifoTail; t == nil || l.deadline >= t.deadline {
+		q.fifoPush(l)
+	} else {
+		q.leases.push(l) // the clock went back: out of order
+	}
+	q.winPush(l)
+	if owner != nil {
+		owner.link(l)
+	}
+	q.st.DeliveredTotal++
+	if l.attempts > 1 {
+		q.st.RedeliveredTotal++
+	}
+	return l
+}
+
+// unlease takes l out of flight and returns its item. l is recycled: the
+// caller must not use it after.
+func (q *Queue) unlease(l *lease) entry {
+	if l.heapIdx >= 0 {
+		q.leases.remove(l)
+	} else {
+		q.fifoRemove(l)
+	}
+	q.winRemove(l)
+	if c := l.owner; c != nil {
+		c.unlink(l)
+		if c.nleased == 0 {
+			c.wake() // a draining consumer may now end
+		}
+	}
+	e := l.entry
+	*l = lease{heapIdx: -1} // keeps no payload alive
+	if len(q.free) < maxFreeLeases {
+		q.free = append(q.free, l)
+	}
+	return e
+}
+
+// fifoPush appends l, which is in no deadline order, to the FIFO.
+func (q *Queue) fifoPush(l *lease) {
+	l.heapIdx = -1
+	l.prev, l.next = q.fifoTail, nil
+	if q.fifoTail != nil {
+		q.fifoTail.next = l
+	} else {
+		q.fifoHead = l
+	}
+	q.fifoTail = l
+}
+
+// fifoRemove takes l out of the FIFO; l must be in it.
+func (q *Queue) fifoRemove(l *lease) {
+	if l.prev != nil {
+		l.prev.next = l.next
+	} else {
+		q.fifoHead = l.next
+	}
+	if l.next != nil {
+		l.next.prev = l.prev
+	} else {
+		q.fifoTail = l.prev
+	}
+	l.prev, l.next = nil, nil
+}
+
+// giveBack returns an unleased item to the front of the queue, or moves it
+// to the dead-letter queue when it has had its last attempt.
+func (q *Queue) giveBack(e entry, reason string) {
+	e.setLastErr(reason)
+	if q.dead != nil && int(e.attempts) >= q.b.cfg.MaxAttempts {
+		q.toDead(e)
+		return
+	}
+	q.ready.pushFront(e)
+	q.readyGrew(1)
+}
+
+// toDead moves an unleased item to the dead-letter queue.
+func (q *Queue) toDead(e entry) {
+	d := q.dead
+	d.mu.Lock()
+	d.ready.pushBack(e)
+	d.st.PutTotal++
+	d.readyGrew(1)
+	d.mu.Unlock()
+	q.st.DeadTotal++
+	q.b.log.Warn("item dead-lettered", "queue", q.name, "id", e.id, "attempts", e.attempts, "error", e.lastErr())
+}
+
+// expire returns the leases whose deadline is at or before now.
+func (q *Queue) expire(now int64) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for {
+		// The earlier of the two fronts, FIFO's and heap's.
+		l := q.fifoHead
+		if h := q.leases.peek(); h != nil && (l == nil || h.deadline < l.deadline) {
+			l = h
+		}
+		if l == nil || l.deadline > now {
+			break
+		}
+		e := q.unlease(l)
+		q.st.ExpiredTotal++
+		q.giveBack(e, "lease expired")
+		n++
+	}
+	if n > 0 {
+		q.b.log.Info("leases expired; items back in the queue", "queue", q.name, "count", n)
+		q.checkDrained()
+	}
+	return n
+}
+
+// Get takes up to max items. It waits for the first one until ctx ends or,
+// if timeout > 0, for at most timeout, unless nowait. It returns no items
+// and no error when nothing came in time, and ErrClosed when the queue is
+// closed and drained. With autoAck the items are settled as they are taken;
+// otherwise each is leased and must be settled by Ack or Nack with its lease.
+//
+// Once the broker is draining Get returns ErrShutdown, like Consumer.Next:
+// a lease handed out after Drain would hold up WaitSettled and be lost at
+// shutdown. (Get used to go on delivering while draining.)
+func (q *Queue) Get(ctx context.Context, max int, nowait bool, timeout time.Duration, autoAck bool) ([]Delivery, error) {
+	if max <= 0 {
+		max = 1
+	}
+	var timer <-chan time.Time
+	q.mu.Lock()
+	for {
+		if q.b.isDraining() {
+			q.mu.Unlock()
+			return nil, ErrShutdown
+		}
+		if n := min(max, q.ready.len()); n > 0 {
+			out := make([]Delivery, 0, n)
+			now := q.b.now()
+			for range n {
+				if autoAck {
+					e := q.ready.popFront()
+					e.attempts++
+					q.st.DeliveredTotal++
+					if e.attempts > 1 {
+						// Counted as in lease: a retried item taken with
+						// auto-ack is a redelivery too.
+						q.st.RedeliveredTotal++
+					}
+					q.st.AckedTotal++
+					out = append(out, e.delivery())
+					continue
+				}
+				out = append(out, q.leaseFront(nil, now).delivery())
+			}
+			q.readyShrank()
+			q.mu.Unlock()
+			return out, nil
+		}
+		if q.closed && q.unfinished() == 0 {
+			q.mu.Unlock()
+			return nil, fmt.Errorf("%w: %q", ErrClosed, q.name)
+		}
+		if nowait {
+			q.mu.Unlock()
+			return nil, nil
+		}
+		ch := q.notEmpty.wait()
+		drained := q.drained.wait()
+		q.mu.Unlock()
+		if timer == nil && timeout > 0 {
+			t := time.NewTimer(timeout)
+			defer t.Stop()
+			timer = t.C
+		}
+		select {
+		case <-ch:
+		case <-drained:
+		case <-timer:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		q.mu.Lock()
+	}
+}
+
+// Ack is one settle with an optional reply.
+type Ack struct {
+	ID, Lease uint64
+	// Reply, when ReplyQueue is set, is put into that queue in the same step.
+	Reply      Message
+	ReplyQueue *Queue
+}
+
+// NackAction says what a Nack does with the item.
+type NackAction int
+
+const (
+	// NackRetry returns the item, or dead-letters it after its last attempt.
+	NackRetry NackAction = iota
+	// NackDead dead-letters the item now.
+	NackDead
+	// NackRelease hands the item back untouched: the attempt does not count.
+	NackRelease
+)
+
+// Nack is one refusal.
+type Nack struct {
+	ID, Lease uint64
+	Error     string
+	Action    NackAction
+}
+
+// Extend is one lease extension; a zero Duration means the lease time.
+type Extend struct {
+	ID, Lease uint64
+	Duration  time.Duration
+}
+
+// Refusal names a settle that was not applied, and why.
+type Refusal struct {
+	ID, Lease uint64
+	Reason    string
+}
+
+// held returns the lease of item id if it is lease n, current and held by
+// owner; otherwise a refusal reason.
+func (q *Queue) held(owner *Consumer, id, n uint64) (*lease, string) {
+	// Found by its lease id, without hashing; the slow path only tells a
+	// stale or wrong lease apart from an item that is not in flight.
+	if l := q.leaseByID(n); l != nil && l.id == id {
+		if l.owner != owner {
+			return nil, ReasonNotLeased
+		}
+		return l, ""
+	}
+	if q.itemInFlight(id) {
+		return nil, ReasonNotLeased
+	}
+	return nil, ReasonUnknownItem
+}
+
+func (q *Queue) refuse(out []Refusal, id, lease uint64, reason string) []Refusal {
+	q.st.RefusedTotal++
+	return append(out, Refusal{ID: id, Lease: lease, Reason: reason})
+}
+
+// Ack settles leases taken by Get; see Consumer.Ack for stream leases.
+func (q *Queue) Ack(acks []Ack) []Refusal { return q.ack(nil, acks) }
+
+// Nack refuses leases taken by Get.
+func (q *Queue) Nack(nacks []Nack) []Refusal { return q.nack(nil, nacks) }
+
+// Extend extends leases taken by Get.
+func (q *Queue) Extend(ext []Extend) []Refusal { return q.extend(nil, ext) }
+
+func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
+	if len(acks) == 0 {
+		return nil
+	}
+	var qs [4]*Queue
+	set := append(qs[:0], q)
+	for i := range acks {
+		if r := acks[i].ReplyQueue; r != nil && !slices.Contains(set, r) {
+			set = append(set, r)
+		}
+	}
+	lockQueues(set)
+	var refused []Refusal
+	for i := range acks {
+		a := &acks[i]
+		l, reason := q.held(owner, a.ID, a.Lease)
+		if l == nil {
+			refused = q.refuse(refused, a.ID, a.Lease, reason)
+			continue
+		}
+		if r := a.ReplyQueue; r != nil {
+			if r.closed || r.IsDead() {
+				refused = q.refuse(refused, a.ID, a.Lease, ReasonReplyQueue)
+				continue
+			}
+			// Replies bypass maxsize: an ack must never block on a full
+			// reply queue, or a slow result reader would stall every slave.
+			r.nextID++
+			r.ready.pushBack(newEntry(r.nextID, &a.Reply, l.id))
+			r.st.PutTotal++
+			r.readyGrew(1)
+		}
+		q.unlease(l)
+		q.st.AckedTotal++
+	}
+	q.checkDrained()
+	unlockQueues(set)
+	return refused
+}
+
+func (q *Queue) nack(owner *Consumer, nacks []Nack) []Refusal {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var refused []Refusal
+	for _, n := range nacks {
+		l, reason := q.held(owner, n.ID, n.Lease)
+		if l == nil {
+			refused = q.refuse(refused, n.ID, n.Lease, reason)
+			continue
+		}
+		e := q.unlease(l)
+		// Every applied nack counts, whatever its action. (A release used
+		// to count only on dead-letter queues, an inverted test that made
+		// NackedTotal disagree with the nacks a queue actually took.)
+		q.st.NackedTotal++
+		switch n.Action {
+		case NackRelease:
+			e.attempts--
+			q.ready.pushFront(e)
+			q.readyGrew(1)
+		case NackDead:
+			e.setLastErr(n.Error)
+			if q.dead != nil {
+				q.toDead(e)
+			} else {
+				q.ready.pushBack(e)
+				q.readyGrew(1)
+			}
+		default:
+			q.giveBack(e, n.Error)
+		}
+	}
+	q.checkDrained()
+	return refused
+}
+
+func (q *Queue) extend(owner *Consumer, ext []Extend) []Refusal {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := q.b.now()
+	var refused []Refusal
+	for _, e := range ext {
+		l, reason := q.held(owner, e.ID, e.Lease)
+		if l == nil {
+			refused = q.refuse(refused, e.ID, e.Lease, reason)
+			continue
+		}
+		d := e.Duration
+		if d <= 0 {
+			d = q.b.cfg.LeaseTime
+		}
+		l.deadline = now + int64(d)
+		if l.heapIdx >= 0 {
+			q.leases.fix(l)
+		} else {
+			q.fifoRemove(l)
+			q.leases.push(l)
+		}
+	}
+	return refused
+}
+
+// Stats returns the queue's gauges and counters.
+func (q *Queue) Stats() Stats {
+	q.mu.Lock()
+	st := q.st
+	st.Name = q.name
+	st.Ready = q.ready.len()
+	st.Leased = q.nleased
+	st.Consumers = len(q.consumers)
+	st.MaxSize = q.maxSize
+	st.Closed = q.closed
+	q.mu.Unlock()
+	if q.dead != nil {
+		q.dead.mu.Lock()
+		st.Dead = q.dead.ready.len() + q.dead.nleased
+		q.dead.mu.Unlock()
+	}
+	return st
+}
+
+// Join waits until the queue holds nothing ready and nothing leased, like
+// JoinableQueue.join, until ctx ends or, if timeout > 0, for at most timeout.
+// It reports whether that state was reached.
+func (q *Queue) Join(ctx context.Context, timeout time.Duration) bool {
+	var timer <-chan time.Time
+	for {
+		q.mu.Lock()
+		if q.unfinished() == 0 {
+			q.mu.Unlock()
+			return true
+		}
+		ch := q.drained.wait()
+		q.mu.Unlock()
+		if timer == nil && timeout > 0 {
+			t := time.NewTimer(timeout)
+			defer t.Stop()
+			timer = t.C
+		}
+		select {
+		case <-ch:
+		case <-timer:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// Close refuses further puts. Consumers drain what is left and then end.
+// Closing twice is harmless.
+func (q *Queue) Close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	q.closed = true
+	q.notFull.broadcast() // blocked puts fail now
+	q.notEmpty.broadcast()
+	q.checkDrained()
+}
+
+// Closed reports whether the queue was closed.
+func (q *Queue) Closed() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closed
+}
+
+// Peek lists up to limit ready items from offset, oldest first, without
+// taking them.
+func (q *Queue) Peek(offset, limit int) []Delivery {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if offset < 0 || offset >= q.ready.len() || limit <= 0 {
+		return nil
+	}
+	n := min(limit, q.ready.len()-offset)
+	out := make([]Delivery, 0, n)
+	for i := range n {
+		out = append(out, q.ready.at(offset+i).delivery())
+	}
+	return out
+}
+
+// Requeue moves dead items back into this queue with their attempts reset:
+// those with the given ids, or all when ids is empty. It reports how many
+// moved. Leased dead items (someone is reading the dead-letter queue) stay.
+func (q *Queue) Requeue(ids []uint64) (int, error) {
+	if q.dead == nil {
+		return 0, fmt.Errorf("%w: %q is a dead-letter queue; requeue its origin %q", ErrInvalid, q.name, q.origin.name)
+	}
+	want := make(map[uint64]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	set := [...]*Queue{q, q.dead}
+	lockQueues(set[:])
+	defer unlockQueues(set[:])
+	moved := q.dead.ready.remove(func(e *entry) bool { return len(ids) == 0 || want[e.id] })
+	for _, e := range moved {
+		e.attempts = 0
+		e.setLastErr("")
+		q.ready.pushBack(e)
+	}
+	q.readyGrew(len(moved))
+	q.dead.readyShrank()
+	return len(moved), nil
+}

@@ -1,0 +1,212 @@
+package server
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/distq/distq/internal/packed"
+	"github.com/distq/distq/internal/queue"
+	pb "github.com/distq/distq/proto/distq/v1"
+)
+
+func toMessages(items []*pb.Item) []queue.Message {
+	msgs := make([]queue.Message, len(items))
+	for i, it := range items {
+		msgs[i] = queue.Message{Payload: it.GetPayload(), Headers: it.GetHeaders()}
+	}
+	return msgs
+}
+
+// toPutMessages is the items of req followed by its packed payloads.
+func toPutMessages(req *pb.PutRequest) ([]queue.Message, error) {
+	msgs := toMessages(req.GetItems())
+	if n := packed.Len(req.GetPacked()); n > 0 {
+		msgs = slices.Grow(msgs, n)
+		if err := packed.Each(req.GetPacked(), func(_ int, payload []byte) {
+			msgs = append(msgs, queue.Message{Payload: payload})
+		}); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "distq: put: %v", err)
+		}
+	}
+	return msgs, nil
+}
+
+// toBatch encodes deliveries as columns, except those with headers or an
+// error, which keep their own Delivery message.
+func toBatch(ds []queue.Delivery) (*pb.DeliveryBatch, []*pb.Delivery) {
+	if len(ds) == 0 {
+		return nil, nil
+	}
+	b := &pb.DeliveryBatch{
+		Ids:      make([]uint64, 0, len(ds)),
+		Leases:   make([]uint64, 0, len(ds)),
+		Attempts: make([]uint32, 0, len(ds)),
+	}
+	var payloads packed.Builder
+	var replyTo []uint64
+	var plain []*pb.Delivery
+	for i := range ds {
+		d := &ds[i]
+		if len(d.Headers) > 0 || d.Error != "" {
+			plain = append(plain, toDelivery(d))
+			continue
+		}
+		if d.ReplyTo != 0 && replyTo == nil {
+			replyTo = make([]uint64, len(b.Ids), len(ds))
+		}
+		if replyTo != nil {
+			replyTo = append(replyTo, d.ReplyTo)
+		}
+		b.Ids = append(b.Ids, d.ID)
+		b.Leases = append(b.Leases, d.Lease)
+		b.Attempts = append(b.Attempts, d.Attempt)
+		payloads.Add(d.Payload)
+		if b.LeaseDeadlineMs == 0 && !d.Deadline.IsZero() {
+			b.LeaseDeadlineMs = d.Deadline.UnixMilli()
+		}
+	}
+	if len(b.Ids) == 0 {
+		return nil, plain
+	}
+	b.Payloads = payloads.Take()
+	b.ReplyTo = replyTo
+	return b, plain
+}
+
+// toAckBatch checks an AckBatch's columns and turns it into acks.
+func (s *queueService) toAckBatch(b *pb.AckBatch) ([]queue.Ack, error) {
+	if b == nil {
+		return nil, nil
+	}
+	n := len(b.GetIds())
+	if len(b.GetLeases()) != n {
+		return nil, status.Errorf(codes.InvalidArgument, "distq: ack batch: %d ids but %d leases", n, len(b.GetLeases()))
+	}
+	acks := make([]queue.Ack, n)
+	for i := range acks {
+		acks[i] = queue.Ack{ID: b.Ids[i], Lease: b.Leases[i]}
+	}
+	if b.GetReplyQueue() == "" && b.GetReplies() == nil {
+		return acks, nil
+	}
+	if packed.Len(b.GetReplies()) != n {
+		return nil, status.Errorf(codes.InvalidArgument, "distq: ack batch: %d ids but %d replies", n, packed.Len(b.GetReplies()))
+	}
+	rq, err := s.lookup(b.GetReplyQueue())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "distq: ack batch: reply queue %q unknown", b.GetReplyQueue())
+	}
+	if err := packed.Each(b.GetReplies(), func(i int, payload []byte) {
+		acks[i].ReplyQueue = rq
+		acks[i].Reply = queue.Message{Payload: payload}
+	}); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "distq: ack batch: %v", err)
+	}
+	return acks, nil
+}
+
+func toDelivery(d *queue.Delivery) *pb.Delivery {
+	out := &pb.Delivery{
+		Id:      d.ID,
+		Lease:   d.Lease,
+		Attempt: d.Attempt,
+		Payload: d.Payload,
+		Headers: d.Headers,
+		ReplyTo: d.ReplyTo,
+		Error:   d.Error,
+	}
+	if !d.Deadline.IsZero() {
+		out.LeaseDeadlineMs = d.Deadline.UnixMilli()
+	}
+	return out
+}
+
+func toDeliveries(ds []queue.Delivery) []*pb.Delivery {
+	out := make([]*pb.Delivery, len(ds))
+	for i := range ds {
+		out[i] = toDelivery(&ds[i])
+	}
+	return out
+}
+
+func toRefused(rs []queue.Refusal) []*pb.Refused {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]*pb.Refused, len(rs))
+	for i, r := range rs {
+		out[i] = &pb.Refused{Id: r.ID, Lease: r.Lease, Reason: r.Reason}
+	}
+	return out
+}
+
+// toAcks resolves reply queues. An ack whose reply cannot be placed is
+// refused here rather than failing the whole batch.
+func (s *queueService) toAcks(in []*pb.Ack) ([]queue.Ack, []*pb.Refused) {
+	acks := make([]queue.Ack, 0, len(in))
+	var refused []*pb.Refused
+	for _, a := range in {
+		qa := queue.Ack{ID: a.GetId(), Lease: a.GetLease()}
+		if a.Reply != nil || a.GetReplyQueue() != "" {
+			rq, err := s.broker.Queue(a.GetReplyQueue())
+			if err != nil {
+				refused = append(refused, &pb.Refused{Id: qa.ID, Lease: qa.Lease, Reason: fmt.Sprintf("reply queue %q unknown", a.GetReplyQueue())})
+				continue
+			}
+			qa.ReplyQueue = rq
+			qa.Reply = queue.Message{Payload: a.GetReply().GetPayload(), Headers: a.GetReply().GetHeaders()}
+		}
+		acks = append(acks, qa)
+	}
+	return acks, refused
+}
+
+func toNacks(in []*pb.Nack) []queue.Nack {
+	out := make([]queue.Nack, len(in))
+	for i, n := range in {
+		out[i] = queue.Nack{ID: n.GetId(), Lease: n.GetLease(), Error: n.GetError()}
+		switch n.GetAction() {
+		case pb.NackAction_NACK_ACTION_DEAD:
+			out[i].Action = queue.NackDead
+		case pb.NackAction_NACK_ACTION_RELEASE:
+			out[i].Action = queue.NackRelease
+		default:
+			out[i].Action = queue.NackRetry
+		}
+	}
+	return out
+}
+
+func toExtends(in []*pb.Extend) []queue.Extend {
+	out := make([]queue.Extend, len(in))
+	for i, e := range in {
+		out[i] = queue.Extend{ID: e.GetId(), Lease: e.GetLease(), Duration: time.Duration(e.GetLeaseMs()) * time.Millisecond}
+	}
+	return out
+}
+
+func toStats(st queue.Stats) *pb.QueueStats {
+	return &pb.QueueStats{
+		Name:             st.Name,
+		Ready:            uint64(st.Ready),
+		Leased:           uint64(st.Leased),
+		Dead:             uint64(st.Dead),
+		Consumers:        uint32(st.Consumers),
+		Maxsize:          uint64(st.MaxSize),
+		Closed:           st.Closed,
+		PutTotal:         st.PutTotal,
+		AckedTotal:       st.AckedTotal,
+		NackedTotal:      st.NackedTotal,
+		DeliveredTotal:   st.DeliveredTotal,
+		RedeliveredTotal: st.RedeliveredTotal,
+		ExpiredTotal:     st.ExpiredTotal,
+		RefusedTotal:     st.RefusedTotal,
+		DeadTotal:        st.DeadTotal,
+	}
+}
+
+func millis(ms uint32) time.Duration { return time.Duration(ms) * time.Millisecond }

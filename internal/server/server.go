@@ -1,0 +1,179 @@
+// Package server is the master's gRPC edge: it serves the broker's queues and
+// the authkey handshake, maps core errors to status codes, and owns the
+// listener, keepalive policy, TLS and the shutdown sequence.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/distq/distq/internal/auth"
+	"github.com/distq/distq/internal/queue"
+	pb "github.com/distq/distq/proto/distq/v1"
+)
+
+// DefaultMaxMessageSize bounds every message a peer may send (4 MiB, gRPC's
+// own default): larger ones are refused with RESOURCE_EXHAUSTED.
+const DefaultMaxMessageSize = 4 << 20
+
+// Config configures a Server.
+type Config struct {
+	// Listen is the address to bind, e.g. ":4000" or "127.0.0.1:0".
+	// Ignored when Listener is set.
+	Listen string
+	// Listener, if set, is used instead of binding Listen.
+	Listener net.Listener
+	// Broker holds the queues. Required.
+	Broker *queue.Broker
+	// Auth verifies the authkey. Required.
+	Auth *auth.Server
+	// TLS, if set, encrypts every connection. Without it payloads travel in
+	// clear text (the authkey itself never does).
+	TLS *tls.Config
+	// MaxMessageSize bounds received messages. Default DefaultMaxMessageSize.
+	MaxMessageSize int
+	// KeepaliveTime is how long a connection may be idle before the master
+	// pings the peer; KeepaliveTimeout how long it waits for the answer
+	// before it drops the connection and returns the peer's leases.
+	// Defaults 10 s and 5 s.
+	KeepaliveTime, KeepaliveTimeout time.Duration
+	// Logger. Default: a null logger.
+	Logger hclog.Logger
+}
+
+// Server serves the queues over gRPC.
+type Server struct {
+	cfg    Config
+	log    hclog.Logger
+	lis    net.Listener
+	grpc   *grpc.Server
+	health *health.Server
+
+	closeOnce sync.Once
+}
+
+// New validates cfg and binds the listener; call Serve to start serving.
+func New(cfg Config) (*Server, error) {
+	if cfg.Broker == nil || cfg.Auth == nil {
+		return nil, errors.New("server: Broker and Auth are required")
+	}
+	if cfg.MaxMessageSize == 0 {
+		cfg.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if cfg.MaxMessageSize < 1024 || cfg.MaxMessageSize > 1<<30 {
+		return nil, fmt.Errorf("server: max message size %d out of range [1 KiB, 1 GiB]", cfg.MaxMessageSize)
+	}
+	if cfg.KeepaliveTime == 0 {
+		cfg.KeepaliveTime = 10 * time.Second
+	}
+	if cfg.KeepaliveTimeout == 0 {
+		cfg.KeepaliveTimeout = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	lis := cfg.Listener
+	if lis == nil {
+		var err error
+		if lis, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("server: listen on %q: %w", cfg.Listen, err)
+		}
+	}
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(cfg.MaxMessageSize),
+		grpc.ChainUnaryInterceptor(cfg.Auth.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(cfg.Auth.StreamInterceptor()),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:    cfg.KeepaliveTime,
+			Timeout: cfg.KeepaliveTimeout,
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             cfg.KeepaliveTime / 2,
+			PermitWithoutStream: true,
+		}),
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+	}
+	s := &Server{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		lis:    lis,
+		grpc:   grpc.NewServer(opts...),
+		health: health.NewServer(),
+	}
+	pb.RegisterAuthServiceServer(s.grpc, cfg.Auth)
+	pb.RegisterQueueServiceServer(s.grpc, &queueService{broker: cfg.Broker, log: cfg.Logger.Named("queues")})
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	return s, nil
+}
+
+// Addr is the bound address (the real port when Listen asked for port 0).
+func (s *Server) Addr() net.Addr { return s.lis.Addr() }
+
+// Serve serves until Shutdown or Close; it returns nil after either.
+func (s *Server) Serve() error {
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	err := s.grpc.Serve(s.lis)
+	if errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops handing out work, gives consumers until ctx ends to settle
+// what they hold, then stops the server: gracefully if the remaining calls
+// end within a second, forcibly otherwise. Leases still held at the end go
+// back to their queues.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.health.Shutdown()
+	s.cfg.Broker.Drain()
+	if !s.cfg.Broker.WaitSettled(ctx) {
+		s.log.Warn("shutdown grace ran out with leases outstanding; they return to their queues")
+	}
+	stopped := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(stopped)
+	}()
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-stopped:
+	case <-t.C:
+		s.grpc.Stop()
+		<-stopped
+	}
+	s.closeListener()
+}
+
+// Close stops the server at once. Safe to call more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.health.Shutdown()
+		s.grpc.Stop()
+		s.closeListener()
+	})
+	return nil
+}
+
+// closeListener releases the port that New bound. grpc's Stop closes only
+// the listeners that Serve was given, so without this a server that was
+// created and then closed before Serve ran kept its port bound for the life
+// of the process (and a master restarted on the same address could not
+// bind). Closing a listener that Stop already closed is harmless.
+func (s *Server) closeListener() { _ = s.lis.Close() }

@@ -1,0 +1,328 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/distq/distq/internal/queue"
+	pb "github.com/distq/distq/proto/distq/v1"
+)
+
+// maxGetItems bounds one Get so that a single call cannot ask for a reply
+// larger than any sane message.
+const maxGetItems = 10000
+
+// queueService implements pb.QueueServiceServer on top of the broker.
+type queueService struct {
+	pb.UnimplementedQueueServiceServer
+	broker *queue.Broker
+	log    hclog.Logger
+}
+
+var _ pb.QueueServiceServer = (*queueService)(nil)
+
+func (s *queueService) lookup(name string) (*queue.Queue, error) {
+	q, err := s.broker.Queue(name)
+	return q, toStatus(err)
+}
+
+func peerAddr(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return "unknown"
+}
+
+// Put serves one stream of batches; see the proto for the contract.
+func (s *queueService) Put(stream pb.QueueService_PutServer) error {
+	ctx := stream.Context()
+	var q *queue.Queue
+	for {
+		req, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if q == nil || (req.GetQueue() != "" && req.GetQueue() != q.Name()) {
+			if q, err = s.lookup(req.GetQueue()); err != nil {
+				return err
+			}
+		}
+		msgs, err := toPutMessages(req)
+		if err != nil {
+			return err
+		}
+		ids, err := q.Put(ctx, msgs, req.GetNowait(), millis(req.GetTimeoutMs()))
+		if err != nil {
+			if len(ids) > 0 {
+				if serr := stream.Send(&pb.PutResponse{Ids: ids}); serr != nil {
+					return serr
+				}
+			}
+			return toStatus(err)
+		}
+		if err := stream.Send(&pb.PutResponse{Ids: ids}); err != nil {
+			return err
+		}
+	}
+}
+
+// Consume serves one consumer. The handler goroutine sends deliveries as
+// credit and items allow; a sibling goroutine receives credit and settles.
+// Refusals are sent by the sibling too, so both send under one mutex, and the
+// sibling stops sending once the handler has returned.
+func (s *queueService) Consume(stream pb.QueueService_ConsumeServer) error {
+	first, err := stream.Recv()
+	if err == io.EOF {
+		// The consumer closed its side before naming a queue. Returning
+		// io.EOF itself, as this used to, is not a status: gRPC sent it as
+		// UNKNOWN "EOF". A goodbye before any request is a clean end.
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	q, err := s.lookup(first.GetQueue())
+	if err != nil {
+		return err
+	}
+	c, err := q.NewConsumer()
+	if err != nil {
+		return toStatus(err)
+	}
+	log := s.log.With("queue", q.Name(), "peer", peerAddr(stream.Context()))
+	log.Debug("consumer connected")
+	defer func() {
+		if n := c.Close(); n > 0 {
+			log.Info("consumer left; its leases went back to the queue", "returned", n)
+		} else {
+			log.Debug("consumer left")
+		}
+	}()
+
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	var (
+		sendMu   sync.Mutex
+		finished bool // set under sendMu when the handler returns
+	)
+	defer func() {
+		sendMu.Lock()
+		finished = true
+		sendMu.Unlock()
+	}()
+	send := func(resp *pb.ConsumeResponse) error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		if finished {
+			return io.EOF
+		}
+		return stream.Send(resp)
+	}
+	settle := func(req *pb.ConsumeRequest) error {
+		acks, refused := s.toAcks(req.GetAcks())
+		batch, err := s.toAckBatch(req.GetAckBatch())
+		if err != nil {
+			return err
+		}
+		acks = append(acks, batch...)
+		refused = append(refused, toRefused(c.Ack(acks))...)
+		refused = append(refused, toRefused(c.Nack(toNacks(req.GetNacks())))...)
+		refused = append(refused, toRefused(c.Extend(toExtends(req.GetExtends())))...)
+		c.Grant(int(req.GetCredit()))
+		if len(refused) > 0 {
+			log.Warn("settles refused: leases no longer held", "count", len(refused), "first_id", refused[0].GetId(), "reason", refused[0].GetReason())
+			return send(&pb.ConsumeResponse{Refused: refused})
+		}
+		return nil
+	}
+	if err := settle(first); err != nil {
+		return err
+	}
+
+	recvErr := make(chan error, 1)
+	go func() {
+		defer cancel()
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			if req.GetQueue() != "" && req.GetQueue() != q.Name() {
+				recvErr <- status.Errorf(codes.InvalidArgument, "distq: a Consume stream reads one queue (%q), not %q", q.Name(), req.GetQueue())
+				return
+			}
+			if err := settle(req); err != nil {
+				recvErr <- err
+				return
+			}
+		}
+	}()
+
+	packedOut := first.GetPacked()
+	var buf []queue.Delivery
+	for {
+		buf, err = c.Next(ctx, buf[:0])
+		if len(buf) > 0 {
+			resp := &pb.ConsumeResponse{}
+			if packedOut {
+				resp.Batch, resp.Deliveries = toBatch(buf)
+			} else {
+				resp.Deliveries = toDeliveries(buf)
+			}
+			if serr := send(resp); serr != nil {
+				return serr
+			}
+		}
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, queue.ErrClosed):
+			log.Debug("queue closed and drained; ending consumer")
+			return nil
+		case errors.Is(err, queue.ErrShutdown):
+			return status.Error(codes.Unavailable, "distq: master shutting down")
+		case ctx.Err() != nil:
+			select {
+			case rerr := <-recvErr:
+				if rerr == io.EOF {
+					return nil // the consumer said goodbye
+				}
+				return rerr
+			default:
+				return toStatus(err)
+			}
+		default:
+			return toStatus(err)
+		}
+	}
+}
+
+func (s *queueService) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetResponse, error) {
+	q, err := s.lookup(req.GetQueue())
+	if err != nil {
+		return nil, err
+	}
+	maxItems := int(req.GetMaxItems())
+	if maxItems > maxGetItems {
+		return nil, status.Errorf(codes.InvalidArgument, "distq: max_items %d above the limit of %d", maxItems, maxGetItems)
+	}
+	ds, err := q.Get(ctx, maxItems, req.GetNowait(), millis(req.GetTimeoutMs()), req.GetAutoAck())
+	if errors.Is(err, queue.ErrClosed) {
+		return &pb.GetResponse{Closed: true}, nil
+	}
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if req.GetPacked() {
+		resp := &pb.GetResponse{}
+		resp.Batch, resp.Deliveries = toBatch(ds)
+		return resp, nil
+	}
+	return &pb.GetResponse{Deliveries: toDeliveries(ds)}, nil
+}
+
+func (s *queueService) Ack(ctx context.Context, req *pb.AckRequest) (*pb.AckResponse, error) {
+	q, err := s.lookup(req.GetQueue())
+	if err != nil {
+		return nil, err
+	}
+	acks, refused := s.toAcks(req.GetAcks())
+	refused = append(refused, toRefused(q.Ack(acks))...)
+	return &pb.AckResponse{Refused: refused}, nil
+}
+
+func (s *queueService) Nack(ctx context.Context, req *pb.NackRequest) (*pb.NackResponse, error) {
+	q, err := s.lookup(req.GetQueue())
+	if err != nil {
+		return nil, err
+	}
+	return &pb.NackResponse{Refused: toRefused(q.Nack(toNacks(req.GetNacks())))}, nil
+}
+
+func (s *queueService) Extend(ctx context.Context, req *pb.ExtendRequest) (*pb.ExtendResponse, error) {
+	q, err := s.lookup(req.GetQueue())
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ExtendResponse{Refused: toRefused(q.Extend(toExtends(req.GetExtends())))}, nil
+}
+
+func (s *queueService) Stats(ctx context.Context, req *pb.StatsRequest) (*pb.StatsResponse, error) {
+	if req.GetQueue() != "" {
+		q, err := s.lookup(req.GetQueue())
+		if err != nil {
+			return nil, err
+		}
+		return &pb.StatsResponse{Queues: []*pb.QueueStats{toStats(q.Stats())}}, nil
+	}
+	var out []*pb.QueueStats
+	for _, q := range s.broker.Queues() {
+		out = append(out, toStats(q.Stats()))
+	}
+	return &pb.StatsResponse{Queues: out}, nil
+}
+
+func (s *queueService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinResponse, error) {
+	q, err := s.lookup(req.GetQueue())
+	if err != nil {
+		return nil, err
+	}
+	done := q.Join(ctx, millis(req.GetTimeoutMs()))
+	if !done && ctx.Err() != nil {
+		return nil, toStatus(ctx.Err())
+	}
+	return &pb.JoinResponse{Done: done, Stats: toStats(q.Stats())}, nil
+}
+
+func (s *queueService) Close(ctx context.Context, req *pb.CloseRequest) (*pb.CloseResponse, error) {
+	q, err := s.lookup(req.GetQueue())
+	if err != nil {
+		return nil, err
+	}
+	q.Close()
+	s.log.Info("queue closed by a client", "queue", q.Name(), "peer", peerAddr(ctx))
+	return &pb.CloseResponse{}, nil
+}
+
+func (s *queueService) Peek(ctx context.Context, req *pb.PeekRequest) (*pb.PeekResponse, error) {
+	q, err := s.lookup(req.GetQueue())
+	if err != nil {
+		return nil, err
+	}
+	limit := int(req.GetLimit())
+	if limit == 0 {
+		limit = 100
+	}
+	if limit > maxGetItems {
+		return nil, status.Errorf(codes.InvalidArgument, "distq: limit %d above the limit of %d", limit, maxGetItems)
+	}
+	offset := req.GetOffset()
+	if offset > 1<<62 {
+		return &pb.PeekResponse{}, nil
+	}
+	return &pb.PeekResponse{Items: toDeliveries(q.Peek(int(offset), limit))}, nil
+}
+
+func (s *queueService) Requeue(ctx context.Context, req *pb.RequeueRequest) (*pb.RequeueResponse, error) {
+	q, err := s.lookup(req.GetQueue())
+	if err != nil {
+		return nil, err
+	}
+	n, err := q.Requeue(req.GetIds())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	s.log.Info("dead items requeued", "queue", q.Name(), "count", n, "peer", peerAddr(ctx))
+	return &pb.RequeueResponse{Requeued: uint64(n)}, nil
+}

@@ -1,0 +1,38 @@
+package distq
+
+import pb "github.com/distq/distq/proto/distq/v1"
+
+// Stats are one queue's gauges and counters as the master reports them.
+type Stats struct {
+	Name      string
+	Ready     int // qsize
+	Leased    int // delivered, not yet settled
+	Dead      int // in "<name>.dead"
+	Consumers int
+	MaxSize   int // 0: unbounded
+	Closed    bool
+
+	PutTotal, AckedTotal, NackedTotal, DeliveredTotal uint64
+	RedeliveredTotal, ExpiredTotal, RefusedTotal      uint64
+	DeadTotal                                         uint64
+}
+
+func statsFromPB(s *pb.QueueStats) Stats {
+	return Stats{
+		Name:             s.GetName(),
+		Ready:            int(s.GetReady()),
+		Leased:           int(s.GetLeased()),
+		Dead:             int(s.GetDead()),
+		Consumers:        int(s.GetConsumers()),
+		MaxSize:          int(s.GetMaxsize()),
+		Closed:           s.GetClosed(),
+		PutTotal:         s.GetPutTotal(),
+		AckedTotal:       s.GetAckedTotal(),
+		NackedTotal:      s.GetNackedTotal(),
+		DeliveredTotal:   s.GetDeliveredTotal(),
+		RedeliveredTotal: s.GetRedeliveredTotal(),
+		ExpiredTotal:     s.GetExpiredTotal(),
+		RefusedTotal:     s.GetRefusedTotal(),
+		DeadTotal:        s.GetDeadTotal(),
+	}
+}

@@ -1,0 +1,116 @@
+package integration
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/distq/distq/internal/demo"
+)
+
+const testKey = "integration-test-key-0123456789"
+
+// checkExactlyOnce asserts the master's own check: every task's result
+// arrived once and was the right square.
+func checkExactlyOnce(t *testing.T, m *proc, n int) demo.Summary {
+	t.Helper()
+	if code := m.wait(3 * time.Minute); code != 0 {
+		t.Fatalf("master exited %d; want 0", code)
+	}
+	s, err := demo.ParseSummary(m.output())
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, m.output())
+	}
+	if !s.OK() || s.Tasks != n {
+		t.Fatalf("demo summary %+v: want all %d results exactly once and right", s, n)
+	}
+	t.Logf("checked: %d tasks, %d results, %d wrong, %d duplicates; %d redelivered, %d leases expired, %d late acks refused",
+		s.Tasks, s.Results, s.Wrong, s.Duplicates, s.Redelivered, s.Expired, s.Refused)
+	return s
+}
+
+func TestDemoCompletes(t *testing.T) {
+	key := writeKey(t, testKey)
+	m, addr := startMaster(t, key, "-demo", "3000", "-demo-progress", "log")
+	a := startSlave(t, "slave-a", addr, key, "-concurrency", "2")
+	b := startSlave(t, "slave-b", addr, key, "-concurrency", "2")
+	checkExactlyOnce(t, m, 3000)
+	// The task queue was closed and drained: the slaves end by themselves.
+	for _, s := range []*proc{a, b} {
+		if code := s.wait(30 * time.Second); code != 0 {
+			t.Errorf("%s exited %d; want 0 after a clean end", s.name, code)
+		}
+	}
+}
+
+// A slave SIGKILLed mid-run loses nothing: its leases go back at once.
+func TestSlaveKilledMidRun(t *testing.T) {
+	const n = 20000
+	key := writeKey(t, testKey)
+	m, addr := startMaster(t, key, "-demo", fmt.Sprint(n), "-demo-progress", "log")
+	victim := startSlave(t, "slave-victim", addr, key, "-concurrency", "2", "-delay", "200us")
+	startSlave(t, "slave-b", addr, key, "-concurrency", "2", "-delay", "200us")
+	startSlave(t, "slave-c", addr, key, "-concurrency", "2", "-delay", "200us")
+	victim.waitLine("receiving tasks", 30*time.Second)
+	victim.signal(syscall.SIGKILL)
+	m.waitLine("its leases went back to the queue", 30*time.Second)
+	s := checkExactlyOnce(t, m, n)
+	if s.Redelivered == 0 {
+		t.Errorf("the killed slave's tasks were never redelivered")
+	}
+}
+
+// A slave stopped past its lease has its tasks redone elsewhere, and its
+// late acks are refused when it resumes.
+func TestSlaveStoppedPastLease(t *testing.T) {
+	const n = 5000
+	key := writeKey(t, testKey)
+	m, addr := startMaster(t, key, "-demo", fmt.Sprint(n), "-demo-progress", "log", "-lease", "1s")
+	sleeper := startSlave(t, "slave-stopped", addr, key, "-concurrency", "2", "-delay", "2ms")
+	startSlave(t, "slave-b", addr, key, "-concurrency", "2", "-delay", "2ms")
+	sleeper.waitLine("receiving tasks", 30*time.Second)
+	sleeper.signal(syscall.SIGSTOP)
+	m.waitLine("leases expired;", 30*time.Second)
+	sleeper.signal(syscall.SIGCONT)
+	sleeper.waitLine("settle refused by master", 30*time.Second)
+	s := checkExactlyOnce(t, m, n)
+	if s.Expired == 0 || s.Refused == 0 {
+		t.Errorf("summary %+v: want expired leases and refused late acks", s)
+	}
+}
+
+// A slave with the wrong key exits non-zero with a clear message, and the
+// demo completes with the others.
+func TestWrongKeySlave(t *testing.T) {
+	const n = 2000
+	key := writeKey(t, testKey)
+	m, addr := startMaster(t, key, "-demo", fmt.Sprint(n), "-demo-progress", "log")
+	bad := startSlave(t, "slave-badkey", addr, writeKey(t, "not-the-key-at-all-0123456789"))
+	startSlave(t, "slave-a", addr, key, "-concurrency", "2")
+	startSlave(t, "slave-b", addr, key, "-concurrency", "2")
+	if code := bad.wait(time.Minute); code == 0 {
+		t.Errorf("slave with the wrong key exited 0")
+	}
+	if out := bad.output(); !strings.Contains(out, "authkey") {
+		t.Errorf("the wrong-key slave's message does not mention the authkey:\n%s", out)
+	}
+	checkExactlyOnce(t, m, n)
+}
+
+// SIGTERM on a slave: it finishes or hands back what it holds and exits 0.
+func TestSlaveGracefulStop(t *testing.T) {
+	const n = 3000
+	key := writeKey(t, testKey)
+	m, addr := startMaster(t, key, "-demo", fmt.Sprint(n), "-demo-progress", "log")
+	leaver := startSlave(t, "slave-leaving", addr, key, "-concurrency", "2", "-delay", "1ms")
+	startSlave(t, "slave-b", addr, key, "-concurrency", "2", "-delay", "1ms")
+	leaver.waitLine("receiving tasks", 30*time.Second)
+	leaver.signal(syscall.SIGTERM)
+	if code := leaver.wait(time.Minute); code != 0 {
+		t.Errorf("slave stopped by SIGTERM exited %d; want 0", code)
+	}
+	leaver.waitLine("worker stopped", time.Second)
+	checkExactlyOnce(t, m, n)
+}

@@ -1,0 +1,271 @@
+package distq
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/distq/distq/internal/auth"
+	"github.com/distq/distq/internal/packed"
+	pb "github.com/distq/distq/proto/distq/v1"
+)
+
+// settles are what the pool hands the sender for one chunk of tasks.
+type settles struct {
+	ackIDs, ackLeases []uint64
+	replies           [][]byte // one per ack
+	nacks             []*pb.Nack
+	extends           []*pb.Extend
+}
+
+func (st *settles) ack(t *Task, reply []byte) {
+	st.ackIDs = append(st.ackIDs, t.ID)
+	st.ackLeases = append(st.ackLeases, t.lease)
+	st.replies = append(st.replies, reply)
+}
+
+func (st *settles) len() int { return len(st.ackIDs) + len(st.nacks) + len(st.extends) }
+
+// workerStream is one Consume stream's state shared by the worker's
+// goroutines.
+type workerStream struct {
+	out      chan *settles // from the pool, to the sender
+	done     chan struct{} // closed when the stream is over
+	doneOnce sync.Once
+	held     atomic.Int64 // deliveries received and not yet settled
+	received atomic.Int64 // deliveries received in all
+}
+
+func (s *workerStream) isDone() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *workerStream) finish() { s.doneOnce.Do(func() { close(s.done) }) }
+
+// settle queues settles for the sender; it reports false when the stream is
+// already gone (the master has taken the leases back).
+func (s *workerStream) settle(st *settles) bool {
+	select {
+	case s.out <- st:
+		return true
+	case <-s.done:
+		return false
+	}
+}
+
+// errSettledByWorker: inside a Worker the handler's return value settles
+// the task; a handler may only extend the lease.
+var errSettledByWorker = errors.New("distq: a Worker settles its tasks when the handler returns; return the reply or an error instead")
+
+func (s *workerStream) ack(context.Context, *Task, []byte, string) error { return errSettledByWorker }
+
+func (s *workerStream) nack(context.Context, *Task, error, pb.NackAction) error {
+	return errSettledByWorker
+}
+
+func (s *workerStream) extend(ctx context.Context, t *Task, d time.Duration) error {
+	if !s.settle(&settles{extends: []*pb.Extend{{Id: t.ID, Lease: t.lease, LeaseMs: durationMs(d)}}}) {
+		return &Error{Kind: ErrLeaseLost, Msg: "the stream that delivered the task is gone"}
+	}
+	return nil
+}
+
+// maxSettleBatch bounds the settles one request carries.
+const maxSettleBatch = 4096
+
+// consume runs one stream until it ends. It reports whether any task was
+// delivered, and returns nil when the queue was closed and drained.
+func (w *Worker) consume(ctx context.Context, jobs chan<- job) (delivered bool, err error) {
+	if err := w.c.ensureSession(ctx); err != nil {
+		return false, err
+	}
+	// The stream outlives ctx: at shutdown it still carries the acks of
+	// running tasks.
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stream, err := w.c.qs.Consume(sctx)
+	if err != nil {
+		return false, fromStatus(err)
+	}
+	granted := int64(w.window())
+	if err := stream.Send(&pb.ConsumeRequest{Queue: w.cfg.Queue, Credit: uint32(granted), Packed: true}); err != nil {
+		return false, w.streamErr(stream, err)
+	}
+	s := &workerStream{out: make(chan *settles, w.maxWindow()), done: make(chan struct{})}
+	defer s.finish()
+	if hook := w.cfg.OnConnection; hook != nil {
+		hook(true)
+		defer hook(false)
+	}
+
+	var gotAny atomic.Bool
+	recvErr := make(chan error, 1)
+	recvDone := make(chan struct{})
+	go func() {
+		defer close(recvDone)
+		recvErr <- w.receive(sctx, stream, s, jobs, &gotAny)
+	}()
+	// The receiver must be gone before consume returns: it sends on jobs,
+	// which Run closes once the loop is over. Cancelling sctx ends its Recv
+	// and its send at once.
+	defer func() {
+		cancel()
+		<-recvDone
+	}()
+
+	shutting := false
+	var giveUp <-chan time.Time // at shutdown: stop waiting for hung handlers
+	for {
+		if shutting && s.held.Load() == 0 {
+			// Everything we held is settled and sent: say goodbye; the
+			// master ends the stream and we are done.
+			_ = stream.CloseSend()
+			t := time.NewTimer(w.cfg.ShutdownTimeout)
+			select {
+			case <-recvErr:
+			case <-t.C:
+			}
+			t.Stop()
+			return gotAny.Load(), ctx.Err()
+		}
+		var ctxDone <-chan struct{}
+		if !shutting {
+			ctxDone = ctx.Done()
+		}
+		select {
+		case st := <-s.out:
+			req, settled := w.request(st, s.out)
+			if !shutting {
+				// Keep window() deliveries held or on their way.
+				want := int64(w.window()) - (granted - s.received.Load()) - (s.held.Load() - int64(settled))
+				if want > 0 {
+					req.Credit = uint32(want)
+					granted += want
+				}
+			}
+			if err := stream.Send(req); err != nil {
+				s.finish()
+				return gotAny.Load(), w.streamErr(stream, err)
+			}
+			s.held.Add(-int64(settled))
+		case err := <-recvErr:
+			s.finish()
+			return gotAny.Load(), err
+		case <-ctxDone:
+			shutting = true
+			t := time.NewTimer(w.cfg.ShutdownTimeout + time.Second)
+			defer t.Stop()
+			giveUp = t.C
+			w.log.Info("shutting down: finishing running tasks, handing back the rest", "held", s.held.Load())
+		case <-giveUp:
+			w.log.Warn("shutdown timeout: tasks still running are left to the master to redeliver", "held", s.held.Load())
+			s.finish()
+			return gotAny.Load(), ctx.Err()
+		}
+	}
+}
+
+// request merges st and whatever else is waiting in out into one request,
+// and reports how many deliveries it settles (acks and nacks).
+func (w *Worker) request(st *settles, out <-chan *settles) (*pb.ConsumeRequest, int) {
+	req := &pb.ConsumeRequest{}
+	var ab *pb.AckBatch
+	var replies packed.Builder
+	n := 0
+	for {
+		if len(st.ackIDs) > 0 {
+			if ab == nil {
+				ab = &pb.AckBatch{ReplyQueue: w.cfg.ReplyQueue}
+			}
+			ab.Ids = append(ab.Ids, st.ackIDs...)
+			ab.Leases = append(ab.Leases, st.ackLeases...)
+			if w.cfg.ReplyQueue != "" {
+				for _, r := range st.replies {
+					replies.Add(r)
+				}
+			}
+		}
+		req.Nacks = append(req.Nacks, st.nacks...)
+		req.Extends = append(req.Extends, st.extends...)
+		n += len(st.ackIDs) + len(st.nacks)
+		if n >= maxSettleBatch || replies.Bytes() >= 1<<20 {
+			break
+		}
+		select {
+		case st = <-out:
+			continue
+		default:
+		}
+		break
+	}
+	if ab != nil {
+		ab.Replies = replies.Take()
+		req.AckBatch = ab
+	}
+	return req, n
+}
+
+// streamErr finds the stream's real status after a failed Send.
+func (w *Worker) streamErr(stream pb.QueueService_ConsumeClient, err error) error {
+	if err == io.EOF {
+		if _, rerr := stream.Recv(); rerr != nil && rerr != io.EOF {
+			return fromStatus(rerr)
+		}
+	}
+	return fromStatus(err)
+}
+
+// receive hands deliveries to the pool in chunks and counts refusals until
+// the stream ends. It returns nil for a clean end (queue closed and drained).
+func (w *Worker) receive(ctx context.Context, stream pb.QueueService_ConsumeClient, s *workerStream, jobs chan<- job, gotAny *atomic.Bool) error {
+	for {
+		resp, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			if auth.IsSessionError(err) {
+				return err
+			}
+			return fromStatus(err)
+		}
+		for _, r := range resp.GetRefused() {
+			w.refused.Add(1)
+			w.log.Warn("settle refused by master: lease no longer held (task was redelivered)", "id", r.GetId(), "lease", r.GetLease(), "reason", r.GetReason())
+		}
+		tasks, err := tasksFromBatch(resp.GetBatch(), s)
+		if err != nil {
+			return err
+		}
+		for _, d := range resp.GetDeliveries() {
+			tasks = append(tasks, taskFromPB(d, s))
+		}
+		if len(tasks) == 0 {
+			continue
+		}
+		if !gotAny.Load() {
+			gotAny.Store(true)
+			w.log.Info("receiving tasks", "queue", w.cfg.Queue, "master", w.c.addr)
+		}
+		s.held.Add(int64(len(tasks)))
+		s.received.Add(int64(len(tasks)))
+		size := (len(tasks) + w.cfg.Concurrency - 1) / w.cfg.Concurrency
+		for len(tasks) > 0 {
+			chunk := tasks[:min(size, len(tasks))]
+			tasks = tasks[len(chunk):]
+			select {
+			case jobs <- job{tasks: chunk, s: s}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+}
