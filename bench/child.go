@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/distq/distq"
+	"github.com/distq/distq/internal/debug"
 )
 
 // A subcommand is a role this tool plays in a child process, talking to a
@@ -23,6 +24,7 @@ var subcommands = map[string]subcommand{
 	"latency":   runLatency,
 	"fill":      runFill,
 	"consumers": runConsumers,
+	"roundtrip": runRoundTrip,
 }
 
 // childFlags are the flags every subcommand takes.
@@ -30,6 +32,7 @@ type childFlags struct {
 	master  string
 	keyFile string
 	timeout time.Duration
+	debug   string
 	key     []byte
 }
 
@@ -37,6 +40,7 @@ func (c *childFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.master, "master", "", "the master's host:port")
 	fs.StringVar(&c.keyFile, "authkey-file", "", "file holding the authkey")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "give up after this long")
+	fs.StringVar(&c.debug, "debug-addr", "", "serve pprof on this `host:port` (profiling the child)")
 }
 
 // parse parses args and loads the key.
@@ -52,6 +56,12 @@ func (c *childFlags) parse(fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	c.key = key
+	if c.debug != "" {
+		// Serves until the child exits.
+		if _, err := debug.Listen(c.debug); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -11,21 +11,28 @@ import (
 // at the fixed low rate, then at half the peak of the same configuration
 // (the separate producer with two slaves), falling back to half the
 // two-slave demo when the producer scenario did not run. Half of a peak the
-// configuration cannot reach would only measure a growing backlog.
+// configuration cannot reach would only measure a growing backlog. First
+// comes the floor: two bare gRPC round trips through the same master at the
+// low rate (see runRoundTrip), what the machine allows before any queue work.
 func (s *Suite) latency(ctx context.Context) error {
 	type phase struct {
 		label string
+		role  string
 		rate  float64
 	}
-	phases := []phase{{fmt.Sprintf("%s/s fixed", fmtCount(int(s.cfg.LowRate))), s.cfg.LowRate}}
+	phases := []phase{
+		{floorLabel, "roundtrip", s.cfg.LowRate},
+		{fmt.Sprintf("%s/s fixed", fmtCount(int(s.cfg.LowRate))), "latency", s.cfg.LowRate},
+	}
 	if p, ok := s.rep.row(scenarioProducer, "K=2"); ok && p.Median > 0 {
-		phases = append(phases, phase{"half of producer peak", p.Median / 2})
+		phases = append(phases, phase{"half of producer peak", "latency", p.Median / 2})
 	} else if d, ok := s.rep.row(scenarioDemo, "K=2"); ok && d.Median > 0 {
-		phases = append(phases, phase{"half of demo K=2 peak", d.Median / 2})
+		phases = append(phases, phase{"half of demo K=2 peak", "latency", d.Median / 2})
 	} else {
 		s.problem("latency: no producer or demo K=2 figure to take half of; the high-rate phase is skipped")
 	}
-	master, addr, err := s.env.StartMaster(ctx, "-log-level", "warn")
+	master, addr, err := s.env.StartMaster(ctx, "-log-level", "warn",
+		"-queue", "tasks", "-queue", "results", "-queue", floorQueue)
 	if err != nil {
 		return err
 	}
@@ -35,7 +42,7 @@ func (s *Suite) latency(ctx context.Context) error {
 		return err
 	}
 	for _, ph := range phases {
-		p, err := s.env.StartChild("latency", "latency", addr, "-rate", strconv.FormatFloat(ph.rate, 'f', 0, 64),
+		p, err := s.env.StartChild(ph.role, ph.role, addr, "-rate", strconv.FormatFloat(ph.rate, 'f', 0, 64),
 			"-duration", s.cfg.LatencyDuration.String())
 		if err != nil {
 			return err
