@@ -245,7 +245,8 @@ func (w *Worker) runJob(ctx, hctx context.Context, j job) {
 	if j.s.isDone() {
 		return // its stream is gone and the master took the leases back
 	}
-	st := &settles{}
+	replies := w.cfg.ReplyQueue != ""
+	st := newSettles(len(j.tasks), replies)
 	start := time.Now()
 	ran := 0
 	for i, t := range j.tasks {
@@ -266,13 +267,13 @@ func (w *Worker) runJob(ctx, hctx context.Context, j job) {
 			w.log.Warn("task failed", "id", t.ID, "attempt", t.Attempt, "error", err, "permanent", action == pb.NackAction_NACK_ACTION_DEAD)
 			st.nacks = append(st.nacks, &pb.Nack{Id: t.ID, Lease: t.lease, Error: err.Error(), Action: action})
 		} else {
-			st.ack(t, reply)
+			st.ack(t, reply, replies)
 		}
 		if i < len(j.tasks)-1 {
 			if d := time.Since(start); d > flushAfter {
 				w.observe(d, ran)
 				w.push(j.s, st)
-				st, start, ran = &settles{}, time.Now(), 0
+				st, start, ran = newSettles(len(j.tasks)-i-1, replies), time.Now(), 0
 			}
 		}
 	}

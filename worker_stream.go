@@ -16,15 +16,27 @@ import (
 // settles are what the pool hands the sender for one chunk of tasks.
 type settles struct {
 	ackIDs, ackLeases []uint64
-	replies           [][]byte // one per ack
+	replies           packed.Builder // one per ack, if the worker replies
 	nacks             []*pb.Nack
 	extends           []*pb.Extend
 }
 
-func (st *settles) ack(t *Task, reply []byte) {
+// newSettles makes room for the acks of n tasks, allocated once per chunk
+// rather than grown task by task.
+func newSettles(n int, replies bool) *settles {
+	st := &settles{ackIDs: make([]uint64, 0, n), ackLeases: make([]uint64, 0, n)}
+	if replies {
+		st.replies.Grow(n, 8*n)
+	}
+	return st
+}
+
+func (st *settles) ack(t *Task, reply []byte, withReply bool) {
 	st.ackIDs = append(st.ackIDs, t.ID)
 	st.ackLeases = append(st.ackLeases, t.lease)
-	st.replies = append(st.replies, reply)
+	if withReply {
+		st.replies.Add(reply)
+	}
 }
 
 func (st *settles) len() int { return len(st.ackIDs) + len(st.nacks) + len(st.extends) }
@@ -183,15 +195,13 @@ func (w *Worker) request(st *settles, out <-chan *settles) (*pb.ConsumeRequest, 
 	for {
 		if len(st.ackIDs) > 0 {
 			if ab == nil {
-				ab = &pb.AckBatch{ReplyQueue: w.cfg.ReplyQueue}
+				// The first chunk's slices become the batch's.
+				ab = &pb.AckBatch{ReplyQueue: w.cfg.ReplyQueue, Ids: st.ackIDs, Leases: st.ackLeases}
+			} else {
+				ab.Ids = append(ab.Ids, st.ackIDs...)
+				ab.Leases = append(ab.Leases, st.ackLeases...)
 			}
-			ab.Ids = append(ab.Ids, st.ackIDs...)
-			ab.Leases = append(ab.Leases, st.ackLeases...)
-			if w.cfg.ReplyQueue != "" {
-				for _, r := range st.replies {
-					replies.Add(r)
-				}
-			}
+			replies.AddAll(&st.replies)
 		}
 		req.Nacks = append(req.Nacks, st.nacks...)
 		req.Extends = append(req.Extends, st.extends...)

@@ -44,7 +44,7 @@ type Config struct {
 	MemBudget       time.Duration
 	ManyConsumers   int
 	ManyProcs       int
-	ManyPrefetch    int
+	ManyPrefetch    []int
 	ManyN           int
 	ManyRuns        int
 
@@ -79,7 +79,7 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&c.MemBudget, "memory-budget", 0, "longest time to spend putting for one memory step (default 4m, quick 40s)")
 	fs.IntVar(&c.ManyConsumers, "many", 0, "consumers of the many-slaves scenario (default 1000, quick 200)")
 	fs.IntVar(&c.ManyProcs, "many-procs", 4, "processes the many-slaves consumers are spread over")
-	fs.IntVar(&c.ManyPrefetch, "many-prefetch", 2, "prefetch of each many-slaves consumer")
+	manyPrefetch := fs.String("many-prefetch", "", "comma-separated prefetch (credit) of each many-slaves consumer, one row each (default 2,16,256, quick 2,256)")
 	fs.IntVar(&c.ManyN, "many-n", 0, "demo tasks of the many-slaves scenario (default: -demo-n)")
 	fs.IntVar(&c.ManyRuns, "many-runs", 0, "runs of the many-slaves scenario (default -runs, quick 1)")
 	only := fs.String("only", "", "comma-separated scenarios to run: "+strings.Join(allScenarios, ","))
@@ -89,17 +89,12 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if *memSteps != "" {
-		for _, s := range strings.Split(*memSteps, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(s))
-			if err != nil || n < 1 {
-				return c, fmt.Errorf("-memory-steps: %q is not a positive number", s)
-			}
-			if len(c.MemSteps) > 0 && n <= c.MemSteps[len(c.MemSteps)-1] {
-				return c, errors.New("-memory-steps must increase")
-			}
-			c.MemSteps = append(c.MemSteps, n)
-		}
+	var err error
+	if c.MemSteps, err = parseIncreasing("-memory-steps", *memSteps); err != nil {
+		return c, err
+	}
+	if c.ManyPrefetch, err = parseIncreasing("-many-prefetch", *manyPrefetch); err != nil {
+		return c, err
 	}
 	if *only != "" {
 		c.Only = map[string]bool{}
@@ -115,8 +110,8 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 			c.Only[s] = true
 		}
 	}
-	if c.Prefetch < 0 || c.Runs < 1 || c.ManyProcs < 1 || c.ManyPrefetch < 1 || c.LowRate <= 0 {
-		return c, errors.New("-runs, -many-procs, -many-prefetch and -latency-rate must be positive, -prefetch at least 0")
+	if c.Prefetch < 0 || c.Runs < 1 || c.ManyProcs < 1 || c.LowRate <= 0 {
+		return c, errors.New("-runs, -many-procs and -latency-rate must be positive, -prefetch at least 0")
 	}
 	c.defaults()
 	return c, nil
@@ -150,6 +145,12 @@ func (c *Config) defaults() {
 			c.MemSteps = []int{1000000}
 		}
 	}
+	if c.ManyPrefetch == nil {
+		c.ManyPrefetch = []int{2, 16, 256}
+		if c.Quick {
+			c.ManyPrefetch = []int{2, 256}
+		}
+	}
 	if c.MemBudget == 0 {
 		c.MemBudget = 4 * time.Minute
 		if c.Quick {
@@ -159,6 +160,26 @@ func (c *Config) defaults() {
 	if c.ManyProcs > c.ManyConsumers {
 		c.ManyProcs = c.ManyConsumers
 	}
+}
+
+// parseIncreasing parses a comma-separated list of increasing positive
+// numbers; "" gives nil (the default).
+func parseIncreasing(flagName, list string) ([]int, error) {
+	if list == "" {
+		return nil, nil
+	}
+	var ns []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%s: %q is not a positive number", flagName, s)
+		}
+		if len(ns) > 0 && n <= ns[len(ns)-1] {
+			return nil, fmt.Errorf("%s must increase", flagName)
+		}
+		ns = append(ns, n)
+	}
+	return ns, nil
 }
 
 // runs reports whether scenario s is selected.

@@ -40,7 +40,7 @@ type Settings struct {
 	MemorySteps     []int   `json:"memory_steps"`
 	ManyConsumers   int     `json:"many_consumers"`
 	ManyProcesses   int     `json:"many_processes"`
-	ManyPrefetch    int     `json:"many_prefetch"`
+	ManyPrefetch    []int   `json:"many_prefetch"`
 	ManyTasks       int     `json:"many_tasks"`
 	ManyRuns        int     `json:"many_runs"`
 }

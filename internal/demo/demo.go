@@ -256,12 +256,14 @@ func produce(ctx context.Context, cfg Config, chk *checker) error {
 }
 
 func collect(ctx context.Context, cfg Config, chk *checker) error {
+	var ds []queue.Delivery
 	for {
 		received, _, _, _ := chk.counts()
 		if received >= cfg.N {
 			return nil
 		}
-		ds, err := cfg.Results.Get(ctx, 4096, false, 0, true)
+		var err error
+		ds, err = cfg.Results.GetAppend(ctx, ds[:0], 4096, false, 0, true)
 		if err != nil {
 			return fmt.Errorf("demo: read results: %w", err)
 		}

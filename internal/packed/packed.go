@@ -7,6 +7,7 @@ package packed
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	pb "github.com/distq/distq/proto/distq/v1"
 )
@@ -55,6 +56,25 @@ type Builder struct {
 func (b *Builder) Add(payload []byte) {
 	b.sizes = append(b.sizes, uint32(len(payload)))
 	b.data = append(b.data, payload...)
+}
+
+// Grow makes room for n more payloads of about bytes in all, so that adding
+// them does not reallocate on the way.
+func (b *Builder) Grow(n, bytes int) {
+	b.sizes = slices.Grow(b.sizes, n)
+	b.data = slices.Grow(b.data, bytes)
+}
+
+// AddAll appends every payload of o, and resets o. An empty b takes o's
+// buffers over instead of copying them.
+func (b *Builder) AddAll(o *Builder) {
+	if len(b.sizes) == 0 {
+		b.sizes, b.data = o.sizes, o.data
+	} else {
+		b.sizes = append(b.sizes, o.sizes...)
+		b.data = append(b.data, o.data...)
+	}
+	o.sizes, o.data = nil, nil
 }
 
 // Len is the number of payloads added.

@@ -76,3 +76,23 @@ func FuzzPacked(f *testing.F) {
 		}
 	})
 }
+
+func TestAddAll(t *testing.T) {
+	var a, b, c Builder
+	a.Grow(2, 16)
+	a.Add([]byte("one"))
+	b.Add([]byte("two"))
+	b.Add([]byte("three"))
+	c.AddAll(&a) // c was empty: takes a's buffers
+	c.AddAll(&b)
+	if a.Len() != 0 || b.Len() != 0 {
+		t.Fatal("AddAll did not reset its argument")
+	}
+	var got []string
+	if err := Each(c.Take(), func(_ int, p []byte) { got = append(got, string(p)) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0] != "one" || got[1] != "two" || got[2] != "three" {
+		t.Fatalf("got %q", got)
+	}
+}

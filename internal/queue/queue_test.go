@@ -746,3 +746,22 @@ func TestStatsCounters(t *testing.T) {
 		t.Fatal("Consumers gauge after Close")
 	}
 }
+
+// GetAppend appends to the caller's buffer and leaves it as it was when it
+// takes nothing.
+func TestGetAppend(t *testing.T) {
+	_, _, q, _ := twoQueues(t, 0)
+	buf := make([]Delivery, 1, 8)
+	buf[0].ID = 99
+	if ds, err := q.GetAppend(context.Background(), buf, 4, true, 0, true); err != nil || len(ds) != 1 || ds[0].ID != 99 {
+		t.Fatalf("nowait on empty: %+v, %v", ds, err)
+	}
+	mustPut(t, q, msgs("a", "b")...)
+	ds, err := q.GetAppend(context.Background(), buf, 4, true, 0, true)
+	if err != nil || len(ds) != 3 || &ds[0] != &buf[0] || ds[0].ID != 99 {
+		t.Fatalf("GetAppend: %+v, %v (want the old item and two new ones in buf's array)", ds, err)
+	}
+	if got := payloads(ds[1:]); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("appended %v", got)
+	}
+}

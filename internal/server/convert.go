@@ -77,36 +77,42 @@ func toBatch(ds []queue.Delivery) (*pb.DeliveryBatch, []*pb.Delivery) {
 	return b, plain
 }
 
-// toAckBatch checks an AckBatch's columns and turns it into acks.
-func (s *queueService) toAckBatch(b *pb.AckBatch) ([]queue.Ack, error) {
+// appendAckBatch checks an AckBatch's columns and appends its acks to out.
+func (s *queueService) appendAckBatch(out []queue.Ack, b *pb.AckBatch) ([]queue.Ack, error) {
 	if b == nil {
-		return nil, nil
+		return out, nil
 	}
 	n := len(b.GetIds())
 	if len(b.GetLeases()) != n {
-		return nil, status.Errorf(codes.InvalidArgument, "distq: ack batch: %d ids but %d leases", n, len(b.GetLeases()))
+		return out, status.Errorf(codes.InvalidArgument, "distq: ack batch: %d ids but %d leases", n, len(b.GetLeases()))
 	}
-	acks := make([]queue.Ack, n)
-	for i := range acks {
-		acks[i] = queue.Ack{ID: b.Ids[i], Lease: b.Leases[i]}
+	withReplies := b.GetReplyQueue() != "" || b.GetReplies() != nil
+	if withReplies && packed.Len(b.GetReplies()) != n {
+		return out, status.Errorf(codes.InvalidArgument, "distq: ack batch: %d ids but %d replies", n, packed.Len(b.GetReplies()))
 	}
-	if b.GetReplyQueue() == "" && b.GetReplies() == nil {
-		return acks, nil
+	var rq *queue.Queue
+	if withReplies {
+		var err error
+		if rq, err = s.lookup(b.GetReplyQueue()); err != nil {
+			return out, status.Errorf(codes.InvalidArgument, "distq: ack batch: reply queue %q unknown", b.GetReplyQueue())
+		}
 	}
-	if packed.Len(b.GetReplies()) != n {
-		return nil, status.Errorf(codes.InvalidArgument, "distq: ack batch: %d ids but %d replies", n, packed.Len(b.GetReplies()))
+	base := len(out)
+	out = slices.Grow(out, n)
+	for i := range n {
+		out = append(out, queue.Ack{ID: b.Ids[i], Lease: b.Leases[i]})
 	}
-	rq, err := s.lookup(b.GetReplyQueue())
-	if err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "distq: ack batch: reply queue %q unknown", b.GetReplyQueue())
+	if !withReplies {
+		return out, nil
 	}
+	acks := out[base:]
 	if err := packed.Each(b.GetReplies(), func(i int, payload []byte) {
 		acks[i].ReplyQueue = rq
 		acks[i].Reply = queue.Message{Payload: payload}
 	}); err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "distq: ack batch: %v", err)
+		return out[:base], status.Errorf(codes.InvalidArgument, "distq: ack batch: %v", err)
 	}
-	return acks, nil
+	return out, nil
 }
 
 func toDelivery(d *queue.Delivery) *pb.Delivery {

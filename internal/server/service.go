@@ -128,14 +128,18 @@ func (s *queueService) Consume(stream pb.QueueService_ConsumeServer) error {
 		}
 		return stream.Send(resp)
 	}
+	// ackBuf is reused by settle, which runs on one goroutine at a time
+	// (first this one, then the receiver below).
+	var ackBuf []queue.Ack
 	settle := func(req *pb.ConsumeRequest) error {
 		acks, refused := s.toAcks(req.GetAcks())
-		batch, err := s.toAckBatch(req.GetAckBatch())
+		acks, err := s.appendAckBatch(append(ackBuf[:0], acks...), req.GetAckBatch())
 		if err != nil {
 			return err
 		}
-		acks = append(acks, batch...)
 		refused = append(refused, toRefused(c.Ack(acks))...)
+		clear(acks) // holds no payloads until the next request
+		ackBuf = acks
 		refused = append(refused, toRefused(c.Nack(toNacks(req.GetNacks())))...)
 		refused = append(refused, toRefused(c.Extend(toExtends(req.GetExtends())))...)
 		c.Grant(int(req.GetCredit()))
