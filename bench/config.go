@@ -58,7 +58,7 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: distq-bench [flags]   (run the benchmarks)\n"+
-			"       distq-bench producer|latency|fill|consumers -master ADDR -authkey-file K ...   (a child role)\n\nflags:\n")
+			"       distq-bench producer|latency|roundtrip|fill|consumers -master ADDR -authkey-file K ...   (a child role)\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.Bin, "bin", "bin", "`dir` holding the master and slave binaries")
