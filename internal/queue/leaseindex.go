@@ -116,15 +116,63 @@ func (q *Queue) winResize(size int) {
 // every lease in flight: it serves only settles that are refused, to tell a
 // stale lease of an item in flight again from an item not in flight.
 func (q *Queue) itemInFlight(id uint64) bool {
+	found := false
+	q.eachInFlight(func(l *lease) bool {
+		found = l.id == id
+		return !found
+	})
+	return found
+}
+
+// eachInFlight calls fn with every lease in flight until fn returns false.
+func (q *Queue) eachInFlight(fn func(*lease) bool) {
 	for i := range q.winN {
-		if l := *q.winSlot(i); l != nil && l.id == id {
-			return true
+		if l := *q.winSlot(i); l != nil && !fn(l) {
+			return
 		}
 	}
 	for _, l := range q.overflow {
-		if l.id == id {
-			return true
+		if !fn(l) {
+			return
 		}
 	}
-	return false
+}
+
+// flightCheck answers itemInFlight for the refused settles of one call. A
+// slave that comes back after its leases expired sends a batch of settles
+// that are all refused; a scan of the leases in flight for each of them,
+// under the queue's lock, would cost O(in flight × batch) and stall the
+// queue. So after a few scans it takes the ids in flight into a set, once,
+// and the settles applied during the call take their items out of it.
+type flightCheck struct {
+	q     *Queue
+	scans int
+	ids   map[uint64]struct{}
+}
+
+// flightScans is how many refusals a call answers by scanning before it
+// builds the set.
+const flightScans = 4
+
+func (f *flightCheck) inFlight(id uint64) bool {
+	if f.ids == nil {
+		if f.scans < flightScans {
+			f.scans++
+			return f.q.itemInFlight(id)
+		}
+		f.ids = make(map[uint64]struct{}, f.q.nleased)
+		f.q.eachInFlight(func(l *lease) bool {
+			f.ids[l.id] = struct{}{}
+			return true
+		})
+	}
+	_, ok := f.ids[id]
+	return ok
+}
+
+// settled records that the call took item id out of flight.
+func (f *flightCheck) settled(id uint64) {
+	if f.ids != nil {
+		delete(f.ids, id)
+	}
 }

@@ -132,3 +132,47 @@ func TestLeaseWindowBound(t *testing.T) {
 		t.Fatalf("AckedTotal %d", st.AckedTotal)
 	}
 }
+
+// TestRefusalBatch: a batch of refused settles (a slave back after its
+// leases expired) gets the same reasons once the call switches from scans
+// to a set of the ids in flight, and that set follows the settles the call
+// applies: an item acked earlier in the batch is no longer in flight.
+func TestRefusalBatch(t *testing.T) {
+	b, clk := newTestBroker(t, Config{LeaseTime: 10 * time.Second})
+	q := mustQueue(t, b, "tasks")
+	const n = 3 * flightScans
+	mustPut(t, q, msgs(make([]string, n)...)...)
+	stale := mustGet(t, q, n, false)
+	clk.Advance(11 * time.Second)
+	if got := b.ExpireLeases(); got != n {
+		t.Fatalf("ExpireLeases = %d, want %d", got, n)
+	}
+	again := mustGet(t, q, n/2, false) // half the items are in flight again
+	inFlight := map[uint64]bool{}
+	for _, d := range again {
+		inFlight[d.ID] = true
+	}
+	var acks []Ack
+	for _, d := range stale {
+		acks = append(acks, ackOf(d))
+	}
+	// Then the current lease of one item, and the same ack once more.
+	acks = append(acks, ackOf(again[0]), ackOf(again[0]))
+	r := q.Ack(acks)
+	if len(r) != n+1 {
+		t.Fatalf("%d refusals, want %d: %+v", len(r), n+1, r)
+	}
+	for i, ref := range r[:n] {
+		want := ReasonUnknownItem
+		if inFlight[ref.ID] {
+			want = ReasonNotLeased
+		}
+		if ref.ID != stale[i].ID || ref.Reason != want {
+			t.Errorf("refusal %d: %+v, want item %d %q", i, ref, stale[i].ID, want)
+		}
+	}
+	if last := r[n]; last.ID != again[0].ID || last.Reason != ReasonUnknownItem {
+		t.Errorf("the second ack of a settled item: %+v, want %q", last, ReasonUnknownItem)
+	}
+	mustCheck(t, q)
+}

@@ -569,8 +569,8 @@ type Refusal struct {
 }
 
 // held returns the lease of item id if it is lease n, current and held by
-// owner; otherwise a refusal reason.
-func (q *Queue) held(owner *Consumer, id, n uint64) (*lease, string) {
+// owner; otherwise a refusal reason. fc serves the whole call's refusals.
+func (q *Queue) held(owner *Consumer, id, n uint64, fc *flightCheck) (*lease, string) {
 	// Found by its lease id, without hashing; the slow path only tells a
 	// stale or wrong lease apart from an item that is not in flight.
 	if l := q.leaseByID(n); l != nil && l.id == id {
@@ -579,7 +579,7 @@ func (q *Queue) held(owner *Consumer, id, n uint64) (*lease, string) {
 		}
 		return l, ""
 	}
-	if q.itemInFlight(id) {
+	if fc.inFlight(id) {
 		return nil, ReasonNotLeased
 	}
 	return nil, ReasonUnknownItem
@@ -612,9 +612,10 @@ func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 	}
 	lockQueues(set)
 	var refused []Refusal
+	fc := flightCheck{q: q}
 	for i := range acks {
 		a := &acks[i]
-		l, reason := q.held(owner, a.ID, a.Lease)
+		l, reason := q.held(owner, a.ID, a.Lease, &fc)
 		if l == nil {
 			refused = q.refuse(refused, a.ID, a.Lease, reason)
 			continue
@@ -631,6 +632,7 @@ func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 			r.st.PutTotal++
 			r.readyGrew(1)
 		}
+		fc.settled(a.ID)
 		q.unlease(l)
 		q.st.AckedTotal++
 	}
@@ -643,12 +645,14 @@ func (q *Queue) nack(owner *Consumer, nacks []Nack) []Refusal {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var refused []Refusal
+	fc := flightCheck{q: q}
 	for _, n := range nacks {
-		l, reason := q.held(owner, n.ID, n.Lease)
+		l, reason := q.held(owner, n.ID, n.Lease, &fc)
 		if l == nil {
 			refused = q.refuse(refused, n.ID, n.Lease, reason)
 			continue
 		}
+		fc.settled(n.ID)
 		e := q.unlease(l)
 		// Every applied nack counts, whatever its action. (A release used
 		// to count only on dead-letter queues, an inverted test that made
@@ -680,8 +684,9 @@ func (q *Queue) extend(owner *Consumer, ext []Extend) []Refusal {
 	defer q.mu.Unlock()
 	now := q.b.now()
 	var refused []Refusal
+	fc := flightCheck{q: q}
 	for _, e := range ext {
-		l, reason := q.held(owner, e.ID, e.Lease)
+		l, reason := q.held(owner, e.ID, e.Lease, &fc)
 		if l == nil {
 			refused = q.refuse(refused, e.ID, e.Lease, reason)
 			continue
