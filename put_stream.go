@@ -104,12 +104,15 @@ func (ps *putStream) try(ctx context.Context, c *Client, req *pb.PutRequest, n i
 	if ps.stream == nil {
 		// The stream outlives this call; the call's ctx is watched below.
 		sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		// Read before opening: a connection counted meanwhile makes the
+		// stream look stale (one needless reopen), never the reverse.
+		conn := c.transports.n.Load()
 		stream, err := c.qs.Put(sctx)
 		if err != nil {
 			cancel()
 			return nil, false, err
 		}
-		ps.stream, ps.cancel, ps.conn = stream, cancel, c.transports.n.Load()
+		ps.stream, ps.cancel, ps.conn = stream, cancel, conn
 	}
 	stop := context.AfterFunc(ctx, ps.cancel)
 	defer stop()

@@ -273,7 +273,10 @@ func (w *Worker) runJob(ctx, hctx context.Context, j job) {
 			if d := time.Since(start); d > flushAfter {
 				w.observe(d, ran)
 				w.push(j.s, st)
-				st, start, ran = newSettles(len(j.tasks)-i-1, replies), time.Now(), 0
+				// Tasks this slow flush again soon: room for about as
+				// many as ran, not for the whole rest of the chunk.
+				st = newSettles(min(len(j.tasks)-i-1, 2*max(ran, 1)), replies)
+				start, ran = time.Now(), 0
 			}
 		}
 	}
@@ -286,8 +289,10 @@ func (w *Worker) push(s *workerStream, st *settles) {
 	if st.len() == 0 {
 		return
 	}
+	// Counted before the hand-off: from then on st belongs to the sender.
+	acked := uint64(len(st.ackIDs))
 	if s.settle(st) {
-		w.processed.Add(uint64(len(st.ackIDs)))
+		w.processed.Add(acked)
 	}
 }
 

@@ -270,5 +270,7 @@ func collect(ctx context.Context, cfg Config, chk *checker) error {
 		for _, d := range ds {
 			chk.result(d.ReplyTo, d.Payload)
 		}
+		// A delivery left in the buffer would pin its reply's buffer.
+		clear(ds)
 	}
 }

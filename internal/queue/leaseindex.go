@@ -151,9 +151,13 @@ type flightCheck struct {
 }
 
 // flightScans is how many refusals a call answers by scanning before it
-// builds the set.
-const flightScans = 4
+// builds the set. Building it costs about as much as eight or nine scans
+// (it allocates for every lease in flight), so a call with a few refusals
+// is better off scanning.
+const flightScans = 16
 
+// inFlight reports whether item id is in flight, by a scan for the call's
+// first flightScans refusals and by the set after.
 func (f *flightCheck) inFlight(id uint64) bool {
 	if f.ids == nil {
 		if f.scans < flightScans {

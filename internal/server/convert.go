@@ -78,6 +78,8 @@ func toBatch(ds []queue.Delivery) (*pb.DeliveryBatch, []*pb.Delivery) {
 }
 
 // appendAckBatch checks an AckBatch's columns and appends its acks to out.
+// On an error the request is refused whole and the slice returned is only
+// good as a buffer.
 func (s *queueService) appendAckBatch(out []queue.Ack, b *pb.AckBatch) ([]queue.Ack, error) {
 	if b == nil {
 		return out, nil

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/distq/distq/internal/packed"
 	"github.com/distq/distq/internal/queue"
 	pb "github.com/distq/distq/proto/distq/v1"
 )
@@ -597,5 +598,66 @@ func TestStatsAndClose(t *testing.T) {
 	one, err = qc.Stats(ctx, &pb.StatsRequest{Queue: "tasks"})
 	if err != nil || !one.GetQueues()[0].GetClosed() {
 		t.Fatalf("after close: %v %v", one, err)
+	}
+}
+
+// An ack batch travels beside plain acks in one request, with or without
+// replies, on a stream whose ack buffer is reused from request to request;
+// a batch whose columns disagree ends the stream with INVALID_ARGUMENT.
+func TestConsumeAckBatch(t *testing.T) {
+	m := startMaster(t, masterConfig{})
+	qc := m.rawClient(t)
+	put(t, qc, "tasks", "1", "2", "3", "4")
+	stream, _ := consume(t, qc, "tasks", 4)
+	ds := recvDeliveries(t, stream, 4)
+	replies := func(ps ...string) *pb.Packed {
+		var b packed.Builder
+		for _, p := range ps {
+			b.Add([]byte(p))
+		}
+		return b.Take()
+	}
+	first := &pb.ConsumeRequest{
+		Acks: []*pb.Ack{{Id: ds[0].GetId(), Lease: ds[0].GetLease(), Reply: &pb.Item{Payload: []byte("a")}, ReplyQueue: "results"}},
+		AckBatch: &pb.AckBatch{Ids: []uint64{ds[1].GetId()}, Leases: []uint64{ds[1].GetLease()},
+			ReplyQueue: "results", Replies: replies("b")},
+	}
+	second := &pb.ConsumeRequest{AckBatch: &pb.AckBatch{Ids: []uint64{ds[2].GetId()}, Leases: []uint64{ds[2].GetLease()}}}
+	for _, req := range []*pb.ConsumeRequest{first, second} {
+		if err := stream.Send(req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := qc.Get(testContext(t), &pb.GetRequest{Queue: "results", MaxItems: 10, TimeoutMs: 10000, AutoAck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var payloads []string
+	for _, d := range got.GetDeliveries() {
+		payloads = append(payloads, string(d.GetPayload()))
+	}
+	if len(payloads) < 2 {
+		// The second reply may trail the first Get by a moment.
+		more, err := qc.Get(testContext(t), &pb.GetRequest{Queue: "results", MaxItems: 10, TimeoutMs: 10000, AutoAck: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range more.GetDeliveries() {
+			payloads = append(payloads, string(d.GetPayload()))
+		}
+	}
+	if len(payloads) != 2 || payloads[0] != "a" || payloads[1] != "b" {
+		t.Fatalf("results %q, want [a b]", payloads)
+	}
+
+	bad := &pb.ConsumeRequest{AckBatch: &pb.AckBatch{Ids: []uint64{ds[3].GetId()}, Leases: []uint64{ds[3].GetLease()},
+		ReplyQueue: "results", Replies: replies("x", "y")}}
+	if err := stream.Send(bad); err != nil {
+		t.Fatal(err)
+	}
+	_, err = recvEnd(t, stream)
+	wantCode(t, err, codes.InvalidArgument)
+	if st := m.queue("tasks").Stats(); st.AckedTotal != 3 || st.Ready != 1 || st.Leased != 0 {
+		t.Fatalf("tasks after the bad batch: %+v (want 3 acked, the 4th back in the queue)", st)
 	}
 }
