@@ -1,0 +1,25 @@
+package bench
+
+import (
+	"io"
+	"slices"
+	"testing"
+)
+
+func TestManyPrefetchFlag(t *testing.T) {
+	c, err := ParseConfig([]string{"-many-prefetch", "4, 64"}, io.Discard)
+	if err != nil || !slices.Equal(c.ManyPrefetch, []int{4, 64}) {
+		t.Fatalf("ParseConfig = %v, %v", c.ManyPrefetch, err)
+	}
+	if c, err = ParseConfig(nil, io.Discard); err != nil || !slices.Equal(c.ManyPrefetch, []int{2, 16, 256}) {
+		t.Fatalf("default = %v, %v", c.ManyPrefetch, err)
+	}
+	if c, err = ParseConfig([]string{"-quick"}, io.Discard); err != nil || !slices.Equal(c.ManyPrefetch, []int{2, 256}) {
+		t.Fatalf("quick default = %v, %v", c.ManyPrefetch, err)
+	}
+	for _, bad := range []string{"0", "16,2", "x", "2,2"} {
+		if _, err := ParseConfig([]string{"-many-prefetch", bad}, io.Discard); err == nil {
+			t.Errorf("-many-prefetch %q accepted", bad)
+		}
+	}
+}
