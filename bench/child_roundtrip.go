@@ -42,11 +42,17 @@ func runRoundTrip(ctx context.Context, args []string, stdout io.Writer) error {
 	defer c.Close()
 	q := c.Queue(floorQueue)
 	payload, _ := recipeTask()
-	// One pair first, unmeasured: it opens the put stream.
-	for range 2 {
-		if _, err := q.Put(ctx, payload); err != nil {
-			return err
+	pair := func() error {
+		for range 2 {
+			if _, err := q.Put(ctx, payload); err != nil {
+				return err
+			}
 		}
+		return nil
+	}
+	// One pair first, unmeasured: it opens the put stream.
+	if err := pair(); err != nil {
+		return err
 	}
 
 	total := int(duration.Seconds() * *rate)
@@ -65,10 +71,8 @@ func runRoundTrip(ctx context.Context, args []string, stdout io.Writer) error {
 		due := min(int(time.Since(start).Seconds()**rate), total)
 		for len(samples) < due {
 			t0 := time.Now()
-			for range 2 {
-				if _, err := q.Put(ctx, payload); err != nil {
-					return err
-				}
+			if err := pair(); err != nil {
+				return err
 			}
 			samples = append(samples, time.Since(t0))
 		}

@@ -152,10 +152,10 @@ func toRefused(rs []queue.Refusal) []*pb.Refused {
 	return out
 }
 
-// toAcks resolves reply queues. An ack whose reply cannot be placed is
-// refused here rather than failing the whole batch.
-func (s *queueService) toAcks(in []*pb.Ack) ([]queue.Ack, []*pb.Refused) {
-	acks := make([]queue.Ack, 0, len(in))
+// appendAcks resolves reply queues and appends the acks to out. An ack whose
+// reply cannot be placed is refused here rather than failing the whole batch.
+func (s *queueService) appendAcks(out []queue.Ack, in []*pb.Ack) ([]queue.Ack, []*pb.Refused) {
+	acks := slices.Grow(out, len(in))
 	var refused []*pb.Refused
 	for _, a := range in {
 		qa := queue.Ack{ID: a.GetId(), Lease: a.GetLease()}

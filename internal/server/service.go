@@ -132,8 +132,8 @@ func (s *queueService) Consume(stream pb.QueueService_ConsumeServer) error {
 	// (first this one, then the receiver below).
 	var ackBuf []queue.Ack
 	settle := func(req *pb.ConsumeRequest) error {
-		acks, refused := s.toAcks(req.GetAcks())
-		acks, err := s.appendAckBatch(append(ackBuf[:0], acks...), req.GetAckBatch())
+		acks, refused := s.appendAcks(ackBuf[:0], req.GetAcks())
+		acks, err := s.appendAckBatch(acks, req.GetAckBatch())
 		if err != nil {
 			return err
 		}
@@ -241,7 +241,7 @@ func (s *queueService) Ack(ctx context.Context, req *pb.AckRequest) (*pb.AckResp
 	if err != nil {
 		return nil, err
 	}
-	acks, refused := s.toAcks(req.GetAcks())
+	acks, refused := s.appendAcks(nil, req.GetAcks())
 	refused = append(refused, toRefused(q.Ack(acks))...)
 	return &pb.AckResponse{Refused: refused}, nil
 }
