@@ -67,6 +67,7 @@ type Main struct {
 	healthcheck     bool
 	demoN           int
 	demoProgress    string
+	demoSlaves      int
 	addrFile        string
 }
 
@@ -126,6 +127,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.debugAddr, "debug-addr", "", "serve Go profiles (/debug/pprof/) on this `host:port`; off when empty")
 	fs.IntVar(&m.demoN, "demo", 0, "also be the recipe's producer: put `N` random numbers, check the N squares that come back, then exit")
 	fs.StringVar(&m.addrFile, "addr-file", "", "write the bound `host:port` to this file once serving (for scripts using -listen with port 0)")
+	fs.IntVar(&m.demoSlaves, "demo-slaves", 0, "with -demo: put the first task once `N` slaves read the task queue, so the summary times the work, not their start-up (0: at once)")
 	fs.StringVar(&m.demoProgress, "demo-progress", "auto", "demo progress display: bar, log, or auto (a bar on a terminal)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -135,6 +137,9 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	if m.demoN < 0 {
 		return fmt.Errorf("-demo %d: want a positive number of tasks", m.demoN)
+	}
+	if m.demoSlaves < 0 {
+		return fmt.Errorf("-demo-slaves %d: want 0 or more slaves", m.demoSlaves)
 	}
 	switch m.demoProgress {
 	case "auto", "bar", "log":
@@ -288,6 +293,7 @@ func (m *Main) runDemo(ctx context.Context, b *queue.Broker, log hclog.Logger) e
 	results, _ := b.Queue("results")
 	cfg := demo.Config{
 		N:          m.demoN,
+		Slaves:     m.demoSlaves,
 		Tasks:      tasks,
 		Results:    results,
 		Logger:     log.Named("demo"),

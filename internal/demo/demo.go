@@ -29,6 +29,10 @@ type Config struct {
 	Bar         io.Writer
 	Logger      hclog.Logger
 	LogInterval time.Duration // default 2 s
+	// Slaves, if positive, holds the first put until that many consumers
+	// read the task queue: the clock then times the work, not the slaves'
+	// start-up, as the recipe's benchmark does.
+	Slaves int
 	// CloseTasks closes the task queue once all tasks are in, so that
 	// slaves end by themselves when the work is done. Default true in the
 	// master.
@@ -145,6 +149,12 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.Slaves > 0 {
+		cfg.Logger.Info("waiting for slaves", "slaves", cfg.Slaves)
+		if err := cfg.Tasks.WaitConsumers(ctx, cfg.Slaves); err != nil {
+			return Summary{Tasks: cfg.N, Missing: cfg.N}, fmt.Errorf("demo: waiting for %d slaves: %w", cfg.Slaves, err)
+		}
 	}
 	chk := &checker{want: make([]int64, 0, cfg.N), seen: make([]bool, 0, cfg.N), pending: map[uint64][]byte{}}
 	start := time.Now()

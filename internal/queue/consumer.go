@@ -42,8 +42,29 @@ func (q *Queue) NewConsumer() (*Consumer, error) {
 	c := &Consumer{q: q, notify: make(chan struct{}, 1)}
 	q.mu.Lock()
 	q.consumers[c] = struct{}{}
+	q.joined.broadcast()
 	q.mu.Unlock()
 	return c, nil
+}
+
+// WaitConsumers blocks until at least n consumers read the queue at once,
+// or ctx ends. A producer uses it to start once its slaves are connected,
+// so that their start-up is not counted as its work's time.
+func (q *Queue) WaitConsumers(ctx context.Context, n int) error {
+	for {
+		q.mu.Lock()
+		if len(q.consumers) >= n {
+			q.mu.Unlock()
+			return nil
+		}
+		ch := q.joined.wait()
+		q.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // Queue is the queue this consumer reads.

@@ -229,3 +229,32 @@ func TestConsumerCloseReturnsLeases(t *testing.T) {
 	}
 	mustCheck(t, q, res)
 }
+
+func TestWaitConsumers(t *testing.T) {
+	_, _, q, _ := twoQueues(t, 0)
+	if err := q.WaitConsumers(cancelled(), 0); err != nil {
+		t.Fatalf("wait for none: %v", err)
+	}
+	if err := q.WaitConsumers(cancelled(), 1); !errors.Is(err, context.Canceled) {
+		t.Fatalf("wait for one with none there and ctx done: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- q.WaitConsumers(context.Background(), 2) }()
+	// A consumer that leaves does not count.
+	gone := mustConsumer(t, q)
+	gone.Close()
+	first := mustConsumer(t, q)
+	select {
+	case err := <-done:
+		t.Fatalf("returned with one consumer left: %v", err)
+	default:
+	}
+	mustConsumer(t, q)
+	if err := <-done; err != nil {
+		t.Fatalf("wait for two: %v", err)
+	}
+	first.Close()
+	if err := q.WaitConsumers(cancelled(), 2); !errors.Is(err, context.Canceled) {
+		t.Fatalf("wait for two with one there: %v", err)
+	}
+}

@@ -183,6 +183,7 @@ type Queue struct {
 	notFull  signal // for Put
 	drained  signal // nothing ready and nothing leased (Join, closed consumers)
 	noLeases signal // nothing leased (shutdown)
+	joined   signal // a consumer registered (WaitConsumers)
 
 	st Stats
 }

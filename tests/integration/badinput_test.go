@@ -179,6 +179,7 @@ func TestBadFlags(t *testing.T) {
 		{"master", []string{"-listen", "127.0.0.1:0", "-authkey-file", key, "-log-level", "loud"}, "-log-level"},
 		{"master", []string{"-listen", "127.0.0.1:0", "-authkey-file", "/nonexistent/key"}, "authkey"},
 		{"master", []string{"-listen", "127.0.0.1:0", "stray"}, "unexpected argument"},
+		{"master", []string{"-listen", "127.0.0.1:0", "-authkey-file", key, "-demo", "10", "-demo-slaves", "-1"}, "-demo-slaves"},
 		{"slave", []string{"-concurrency", "0", "-authkey-file", key}, "-concurrency"},
 		{"slave", []string{"-authkey-file", key, "-tls-cert", "x.pem"}, "-tls-ca"},
 	}

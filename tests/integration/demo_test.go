@@ -45,6 +45,41 @@ func TestDemoCompletes(t *testing.T) {
 	}
 }
 
+// With -demo-slaves 2 the master puts nothing while one slave reads the
+// task queue, and runs the demo once the second joins.
+func TestDemoWaitsForSlaves(t *testing.T) {
+	key := writeKey(t, testKey)
+	m, addr := startMaster(t, key, "-demo", "3000", "-demo-progress", "log", "-demo-slaves", "2")
+	m.waitLine("waiting for slaves", 30*time.Second)
+	startSlave(t, "slave-a", addr, key)
+	c := dial(t, addr, testKey)
+	ctx := ctxTimeout(t, 30*time.Second)
+	for {
+		st, err := c.Queue("tasks").Stats(ctx)
+		if err != nil {
+			t.Fatalf("stats: %v", err)
+		}
+		if st.PutTotal != 0 {
+			t.Fatalf("the demo put %d tasks with %d slave(s) reading; want none before 2", st.PutTotal, st.Consumers)
+		}
+		if st.Consumers == 1 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("slave-a never read the task queue")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	// A demo that started on one slave would have put its first batch by
+	// the time of another round trip.
+	if st, err := c.Queue("tasks").Stats(ctx); err != nil || st.PutTotal != 0 {
+		t.Fatalf("stats with one slave: %+v, %v; want nothing put", st, err)
+	}
+	startSlave(t, "slave-b", addr, key)
+	checkExactlyOnce(t, m, 3000)
+}
+
 // A slave SIGKILLed mid-run loses nothing: its leases go back at once.
 func TestSlaveKilledMidRun(t *testing.T) {
 	const n = 20000
