@@ -25,6 +25,8 @@ var subcommands = map[string]subcommand{
 	"fill":      runFill,
 	"consumers": runConsumers,
 	"roundtrip": runRoundTrip,
+	"grpc-echo": runGRPCEcho,
+	"grpc-ping": runGRPCPing,
 }
 
 // childFlags are the flags every subcommand takes.
@@ -87,6 +89,26 @@ func (c *childFlags) dialN(ctx context.Context, n int) ([]*distq.Client, error) 
 func closeAll(cs []*distq.Client) {
 	for _, c := range cs {
 		c.Close()
+	}
+}
+
+// waitSlaves returns once n consumers read q, as the recipe's benchmark
+// waits for its slaves before it starts the clock. The master has no
+// client call that blocks on this, so it asks every 10 ms.
+func waitSlaves(ctx context.Context, q *distq.Queue, n int) error {
+	for {
+		st, err := q.Stats(ctx)
+		if err != nil {
+			return fmt.Errorf("wait for %d slaves: %w", n, err)
+		}
+		if st.Consumers >= n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %d slaves: %d connected: %w", n, st.Consumers, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
 

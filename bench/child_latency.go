@@ -33,6 +33,7 @@ func runLatency(ctx context.Context, args []string, stdout io.Writer) error {
 	duration := fs.Duration("duration", 10*time.Second, "how long to put")
 	tick := fs.Duration("tick", time.Millisecond, "how often to put what is due")
 	drain := fs.Duration("drain", 30*time.Second, "how long to wait for the last results")
+	slaves := fs.Int("slaves", 0, "start once this many slaves read the task queue")
 	if err := cf.parse(fs, args); err != nil {
 		return err
 	}
@@ -47,6 +48,9 @@ func runLatency(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer closeAll(clients)
 	tasks, results := clients[0].Queue("tasks"), clients[1].Queue("results")
+	if err := waitSlaves(ctx, tasks, *slaves); err != nil {
+		return err
+	}
 
 	tm := newTimings(int(*rate * duration.Seconds()))
 	putDone := make(chan int, 1) // how many were sent

@@ -35,6 +35,7 @@ func runProducer(ctx context.Context, args []string, stdout io.Writer) error {
 	n := fs.Int("n", 100000, "tasks to put")
 	batch := fs.Int("batch", 1000, "tasks per PutBatch")
 	putters := fs.Int("putters", 2, "concurrent putters, each on its own connection")
+	slaves := fs.Int("slaves", 0, "start the clock once this many slaves read the task queue")
 	if err := cf.parse(fs, args); err != nil {
 		return err
 	}
@@ -49,6 +50,9 @@ func runProducer(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer closeAll(clients)
 
+	if err := waitSlaves(ctx, clients[0].Queue("tasks"), *slaves); err != nil {
+		return err
+	}
 	total, bs := *n, *batch
 	chk := newSquareCheck(total)
 	batches := (total + bs - 1) / bs

@@ -12,8 +12,11 @@ import (
 // scenario's master serves it, and no slave reads it.
 const floorQueue = "floor"
 
-// floorLabel names the floor's row among the latency phases.
-const floorLabel = "floor: 2 gRPC round trips"
+// The floors' rows among the latency phases.
+const (
+	grpcFloorLabel = "floor: grpc-go alone, 1 round trip"
+	floorLabel     = "floor: 2 put round trips via master"
+)
 
 // runRoundTrip measures the floor under the latency figures: pairs of
 // back-to-back puts on a queue no one consumes, paced at -rate, each pair
@@ -55,34 +58,9 @@ func runRoundTrip(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 
-	total := int(duration.Seconds() * *rate)
-	samples := make([]time.Duration, 0, total)
-	ticker := time.NewTicker(time.Duration(float64(time.Second) / *rate))
-	defer ticker.Stop()
-	start := time.Now()
-	for len(samples) < total {
-		select {
-		case <-ticker.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		// Pairs are sequential: a slow one delays those due after it,
-		// which then run back to back to keep the rate.
-		due := min(int(time.Since(start).Seconds()**rate), total)
-		for len(samples) < due {
-			t0 := time.Now()
-			if err := pair(); err != nil {
-				return err
-			}
-			samples = append(samples, time.Since(t0))
-		}
+	samples, elapsed, err := paced(ctx, *rate, *duration, pair)
+	if err != nil {
+		return err
 	}
-	elapsed := time.Since(start)
-	return writeJSON(stdout, LatencyResult{
-		TargetRate:   *rate,
-		AchievedRate: float64(len(samples)) / elapsed.Seconds(),
-		Seconds:      elapsed.Seconds(),
-		Sent:         len(samples),
-		Latencies:    SummarizeLatencies(samples),
-	})
+	return writeJSON(stdout, pacedResult(*rate, samples, elapsed))
 }

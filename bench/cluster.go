@@ -69,9 +69,20 @@ func (e *Env) Close() {
 // StartMaster starts a master on 127.0.0.1:0 with the extra flags and
 // returns it once it has written its address.
 func (e *Env) StartMaster(ctx context.Context, extra ...string) (*Proc, string, error) {
+	return e.startServer(ctx, "master", append([]string{e.Master, "-listen", "127.0.0.1:0", "-authkey-file", e.KeyFile}, extra...))
+}
+
+// StartEcho starts this tool's grpc-echo subcommand (grpc-go's benchmark
+// server, for the transport floors) and returns it with its address.
+func (e *Env) StartEcho(ctx context.Context) (*Proc, string, error) {
+	return e.startServer(ctx, "grpc-echo", []string{e.Self, "grpc-echo"})
+}
+
+// startServer runs argv with -addr-file and returns the process once it
+// has written its address there.
+func (e *Env) startServer(ctx context.Context, name string, argv []string) (*Proc, string, error) {
 	addrFile := filepath.Join(e.Dir, "addr-"+strconv.FormatInt(e.seq.Add(1), 10))
-	args := append([]string{e.Master, "-listen", "127.0.0.1:0", "-addr-file", addrFile, "-authkey-file", e.KeyFile}, extra...)
-	p, err := e.Procs.Start("master", args...)
+	p, err := e.Procs.Start(name, append(argv, "-addr-file", addrFile)...)
 	if err != nil {
 		return nil, "", err
 	}
@@ -83,8 +94,8 @@ func (e *Env) StartMaster(ctx context.Context, extra ...string) (*Proc, string, 
 	return p, addr, nil
 }
 
-// waitAddr polls for the master's address file; it fails at once if the
-// master exits first.
+// waitAddr polls for a server's address file; it fails at once if the
+// server exits first.
 func waitAddr(ctx context.Context, p *Proc, file string, timeout time.Duration) (string, error) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -130,6 +141,12 @@ func (e *Env) StartSlaves(addr string, k int) ([]*Proc, error) {
 func (e *Env) StartChild(name, sub, addr string, args ...string) (*Proc, error) {
 	argv := append([]string{e.Self, sub, "-master", addr, "-authkey-file", e.KeyFile}, args...)
 	return e.Procs.Start(name, argv...)
+}
+
+// StartPing runs this tool's grpc-ping subcommand against a grpc-echo
+// server.
+func (e *Env) StartPing(name, server string, args ...string) (*Proc, error) {
+	return e.Procs.Start(name, append([]string{e.Self, "grpc-ping", "-server", server}, args...)...)
 }
 
 // StopAll sends SIGTERM to each process and waits for a clean exit.

@@ -47,6 +47,7 @@ type Config struct {
 	ManyPrefetch    []int
 	ManyN           int
 	ManyRuns        int
+	FloorDuration   time.Duration
 
 	Only map[string]bool // nil: every scenario
 }
@@ -58,7 +59,8 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: distq-bench [flags]   (run the benchmarks)\n"+
-			"       distq-bench producer|latency|roundtrip|fill|consumers -master ADDR -authkey-file K ...   (a child role)\n\nflags:\n")
+			"       distq-bench producer|latency|roundtrip|fill|consumers -master ADDR -authkey-file K ...   (a child role)\n"+
+			"       distq-bench grpc-echo -addr-file F | grpc-ping -server ADDR ...   (grpc-go's benchmark service, for the floors)\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.Bin, "bin", "bin", "`dir` holding the master and slave binaries")
@@ -82,6 +84,7 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	manyPrefetch := fs.String("many-prefetch", "", "comma-separated prefetch (credit) of each many-slaves consumer, one row each (default 2,16,256, quick 2,256)")
 	fs.IntVar(&c.ManyN, "many-n", 0, "demo tasks of the many-slaves scenario (default: -demo-n)")
 	fs.IntVar(&c.ManyRuns, "many-runs", 0, "runs of the many-slaves scenario (default -runs, quick 1)")
+	fs.DurationVar(&c.FloorDuration, "floor-duration", 0, "length of each many-slaves grpc-go floor measurement (default 5s, quick 2s)")
 	only := fs.String("only", "", "comma-separated scenarios to run: "+strings.Join(allScenarios, ","))
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -110,8 +113,8 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 			c.Only[s] = true
 		}
 	}
-	if c.Prefetch < 0 || c.Runs < 1 || c.ManyProcs < 1 || c.LowRate <= 0 {
-		return c, errors.New("-runs, -many-procs and -latency-rate must be positive, -prefetch at least 0")
+	if c.Prefetch < 0 || c.Runs < 1 || c.ManyProcs < 1 || c.LowRate <= 0 || c.FloorDuration < 0 {
+		return c, errors.New("-runs, -many-procs and -latency-rate must be positive, -prefetch and -floor-duration at least 0")
 	}
 	c.defaults()
 	return c, nil
@@ -149,6 +152,12 @@ func (c *Config) defaults() {
 		c.ManyPrefetch = []int{2, 16, 256}
 		if c.Quick {
 			c.ManyPrefetch = []int{2, 256}
+		}
+	}
+	if c.FloorDuration == 0 {
+		c.FloorDuration = 5 * time.Second
+		if c.Quick {
+			c.FloorDuration = 2 * time.Second
 		}
 	}
 	if c.MemBudget == 0 {
@@ -202,5 +211,6 @@ func (c *Config) settings() Settings {
 		ManyPrefetch:    c.ManyPrefetch,
 		ManyTasks:       c.ManyN,
 		ManyRuns:        c.ManyRuns,
+		FloorSeconds:    c.FloorDuration.Seconds(),
 	}
 }

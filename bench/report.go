@@ -43,6 +43,7 @@ type Settings struct {
 	ManyPrefetch    []int   `json:"many_prefetch"`
 	ManyTasks       int     `json:"many_tasks"`
 	ManyRuns        int     `json:"many_runs"`
+	FloorSeconds    float64 `json:"floor_seconds"`
 }
 
 // ThroughputRow is one scenario/configuration measured over several runs.
@@ -58,6 +59,9 @@ type ThroughputRow struct {
 	Notes    string  `json:"notes,omitempty"`
 	// PeakRSS is the master's peak resident memory (many-slaves only).
 	PeakRSS int64 `json:"master_peak_rss_bytes,omitempty"`
+	// GRPCFloor is the most tasks/s grpc-go alone allows this row's
+	// connections and credit (many-slaves only; see manyFloor).
+	GRPCFloor float64 `json:"grpc_floor_tasks_per_s,omitempty"`
 }
 
 // LatencyRow is one open-loop latency phase.

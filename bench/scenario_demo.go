@@ -41,7 +41,8 @@ func (s *Suite) demo(ctx context.Context) error {
 // them; the master exits at the end and the slaves once the queue is
 // closed and drained.
 func (s *Suite) demoRun(ctx context.Context, n, k int) (DemoResult, error) {
-	master, addr, err := s.env.StartMaster(ctx, "-demo", strconv.Itoa(n), "-demo-progress", "log", "-log-level", "warn")
+	master, addr, err := s.env.StartMaster(ctx, "-demo", strconv.Itoa(n), "-demo-slaves", strconv.Itoa(k),
+		"-demo-progress", "log", "-log-level", "warn")
 	if err != nil {
 		return DemoResult{}, err
 	}

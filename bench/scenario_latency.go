@@ -7,13 +7,18 @@ import (
 	"time"
 )
 
+// latencySlaves is the slave count of the latency scenario.
+const latencySlaves = 2
+
 // latency runs a master, two slaves and the latency subcommand: open loop
 // at the fixed low rate, then at half the peak of the same configuration
 // (the separate producer with two slaves), falling back to half the
 // two-slave demo when the producer scenario did not run. Half of a peak the
 // configuration cannot reach would only measure a growing backlog. First
-// comes the floor: two bare gRPC round trips through the same master at the
-// low rate (see runRoundTrip), what the machine allows before any queue work.
+// come the floors, at the low rate: one round trip of grpc-go alone
+// (its own benchmark service, no distq code), then two round trips through
+// the same master (see runRoundTrip): what the machine allows before any
+// queue work.
 func (s *Suite) latency(ctx context.Context) error {
 	type phase struct {
 		label string
@@ -21,6 +26,7 @@ func (s *Suite) latency(ctx context.Context) error {
 		rate  float64
 	}
 	phases := []phase{
+		{grpcFloorLabel, "grpc-ping", s.cfg.LowRate},
 		{floorLabel, "roundtrip", s.cfg.LowRate},
 		{fmt.Sprintf("%s/s fixed", fmtCount(int(s.cfg.LowRate))), "latency", s.cfg.LowRate},
 	}
@@ -31,19 +37,33 @@ func (s *Suite) latency(ctx context.Context) error {
 	} else {
 		s.problem("latency: no producer or demo K=2 figure to take half of; the high-rate phase is skipped")
 	}
-	master, addr, err := s.env.StartMaster(ctx, "-log-level", "warn",
-		"-queue", "tasks", "-queue", "results", "-queue", floorQueue)
+	echo, echoAddr, err := s.env.StartEcho(ctx)
 	if err != nil {
 		return err
 	}
-	slaves, err := s.env.StartSlaves(addr, 2)
+	master, addr, err := s.env.StartMaster(ctx, "-log-level", "warn",
+		"-queue", "tasks", "-queue", "results", "-queue", floorQueue)
 	if err != nil {
+		echo.Kill()
+		return err
+	}
+	slaves, err := s.env.StartSlaves(addr, latencySlaves)
+	if err != nil {
+		echo.Kill()
 		master.Kill()
 		return err
 	}
 	for _, ph := range phases {
-		p, err := s.env.StartChild(ph.role, ph.role, addr, "-rate", strconv.FormatFloat(ph.rate, 'f', 0, 64),
-			"-duration", s.cfg.LatencyDuration.String())
+		args := []string{"-rate", strconv.FormatFloat(ph.rate, 'f', 0, 64), "-duration", s.cfg.LatencyDuration.String()}
+		var p *Proc
+		switch ph.role {
+		case "grpc-ping":
+			p, err = s.env.StartPing(ph.role, echoAddr, append(args, "-size", "16")...)
+		case "latency":
+			p, err = s.env.StartChild(ph.role, ph.role, addr, append(args, "-slaves", strconv.Itoa(latencySlaves))...)
+		default:
+			p, err = s.env.StartChild(ph.role, ph.role, addr, args...)
+		}
 		if err != nil {
 			return err
 		}
@@ -70,5 +90,5 @@ func (s *Suite) latency(ctx context.Context) error {
 	if err := StopAll(ctx, 15*time.Second, slaves...); err != nil {
 		return err
 	}
-	return StopAll(ctx, 15*time.Second, master)
+	return StopAll(ctx, 15*time.Second, master, echo)
 }

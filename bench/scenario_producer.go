@@ -48,7 +48,8 @@ func (s *Suite) producerRun(ctx context.Context, n int) (ProducerResult, error) 
 		return res, err
 	}
 	prod, err := s.env.StartChild("producer", "producer", addr, "-n", strconv.Itoa(n),
-		"-batch", strconv.Itoa(s.cfg.ProducerBatch), "-putters", strconv.Itoa(s.cfg.ProducerPutters))
+		"-batch", strconv.Itoa(s.cfg.ProducerBatch), "-putters", strconv.Itoa(s.cfg.ProducerPutters),
+		"-slaves", strconv.Itoa(producerSlaves))
 	if err == nil {
 		err = prod.Wait(ctx, time.Minute+time.Duration(n/5000)*time.Second)
 	}

@@ -9,7 +9,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -20,7 +22,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		sub, ok := subcommands[args[0]]
 		if !ok {
-			fmt.Fprintf(stderr, "distq-bench: unknown subcommand %q (want producer, latency, fill or consumers)\n", args[0])
+			fmt.Fprintf(stderr, "distq-bench: unknown subcommand %q (want one of %s)\n", args[0], strings.Join(slices.Sorted(maps.Keys(subcommands)), ", "))
 			return 2
 		}
 		if err := sub(ctx, args[1:], stdout); err != nil {
