@@ -71,17 +71,3 @@ func TestCreditBytes(t *testing.T) {
 		t.Fatalf("creditBytes(1) = %d, (256) = %d: %.1f bytes a task", one, many, per)
 	}
 }
-
-func TestShare(t *testing.T) {
-	sum := 0
-	for i := range 4 {
-		n := share(1002, 4, i)
-		if n != 250 && n != 251 {
-			t.Errorf("share(1002, 4, %d) = %d", i, n)
-		}
-		sum += n
-	}
-	if sum != 1002 {
-		t.Fatalf("shares add up to %d", sum)
-	}
-}

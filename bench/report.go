@@ -62,6 +62,8 @@ type ThroughputRow struct {
 	// GRPCFloor is the most tasks/s grpc-go alone allows this row's
 	// connections and credit (many-slaves only; see manyFloor).
 	GRPCFloor float64 `json:"grpc_floor_tasks_per_s,omitempty"`
+	// Bound combines the floor with the 2-slave demo (see manyBound).
+	Bound float64 `json:"bound_tasks_per_s,omitempty"`
 }
 
 // LatencyRow is one open-loop latency phase.
