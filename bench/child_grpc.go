@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -74,6 +75,7 @@ func runGRPCPing(ctx context.Context, args []string, stdout io.Writer) error {
 	size := fs.Int("size", 16, "message size in bytes, each way")
 	rate := fs.Float64("rate", 0, "round trips per second on one connection; 0: back to back on every connection")
 	duration := fs.Duration("duration", 5*time.Second, "how long to measure")
+	startAt := fs.Int64("start-at", 0, "Unix time in `ms` to start measuring at, once connected (0: at once), so that processes started one after the other measure together")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -99,6 +101,17 @@ func runGRPCPing(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		streams[i] = st
 	}
+	if *startAt > 0 {
+		wait := time.Until(time.UnixMilli(*startAt))
+		if wait <= 0 {
+			return fmt.Errorf("connected %v after -start-at: start later", -wait)
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	if *rate > 0 {
 		samples, elapsed, err := paced(ctx, *rate, *duration, func() error {
 			return benchmark.DoStreamingRoundTrip(streams[0], *size, *size)
@@ -117,26 +130,30 @@ func runGRPCPing(ctx context.Context, args []string, stdout io.Writer) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for !stop.Load() {
+			for {
 				if err := benchmark.DoStreamingRoundTrip(st, *size, *size); err != nil {
 					errc <- err
 					return
 				}
 				count.Add(1)
+				if stop.Load() {
+					return
+				}
 			}
 		}()
 	}
+	var err error
 	select {
 	case <-time.After(*duration):
+	case err = <-errc:
 	case <-ctx.Done():
+		err = ctx.Err()
 	}
 	stop.Store(true)
 	wg.Wait()
 	elapsed := time.Since(start)
-	select {
-	case err := <-errc:
+	if err != nil {
 		return err
-	default:
 	}
 	return writeJSON(stdout, LoadResult{Conns: *conns, Size: *size, RoundTrips: count.Load(), Seconds: elapsed.Seconds()})
 }

@@ -2,10 +2,12 @@ package bench
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/benchmark"
 )
@@ -24,7 +26,7 @@ func echoServer(t *testing.T) string {
 func TestGRPCPingLoad(t *testing.T) {
 	addr := echoServer(t)
 	var out bytes.Buffer
-	if err := runGRPCPing(context.Background(), []string{"-server", addr, "-conns", "3", "-size", "100", "-duration", "200ms"}, &out); err != nil {
+	if err := runGRPCPing(t.Context(), []string{"-server", addr, "-conns", "3", "-size", "100", "-duration", "200ms"}, &out); err != nil {
 		t.Fatal(err)
 	}
 	var res LoadResult
@@ -36,10 +38,28 @@ func TestGRPCPingLoad(t *testing.T) {
 	}
 }
 
+// With -start-at every process measures from the same moment; one that
+// connects after it fails rather than measure alone.
+func TestGRPCPingStartAt(t *testing.T) {
+	addr := echoServer(t)
+	at := time.Now().Add(300 * time.Millisecond)
+	var out bytes.Buffer
+	if err := runGRPCPing(t.Context(), []string{"-server", addr, "-duration", "100ms", "-start-at", strconv.FormatInt(at.UnixMilli(), 10)}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if time.Now().Before(at.Add(100 * time.Millisecond)) {
+		t.Fatalf("measured before -start-at")
+	}
+	past := strconv.FormatInt(time.Now().Add(-time.Second).UnixMilli(), 10)
+	if err := runGRPCPing(t.Context(), []string{"-server", addr, "-duration", "100ms", "-start-at", past}, &out); err == nil || !strings.Contains(err.Error(), "after -start-at") {
+		t.Fatalf("a -start-at in the past: %v; want an error", err)
+	}
+}
+
 func TestGRPCPingPaced(t *testing.T) {
 	addr := echoServer(t)
 	var out bytes.Buffer
-	if err := runGRPCPing(context.Background(), []string{"-server", addr, "-rate", "200", "-duration", "250ms"}, &out); err != nil {
+	if err := runGRPCPing(t.Context(), []string{"-server", addr, "-rate", "200", "-duration", "250ms"}, &out); err != nil {
 		t.Fatal(err)
 	}
 	var res LatencyResult
@@ -58,7 +78,7 @@ func TestGRPCPingFlags(t *testing.T) {
 		{"-server", "127.0.0.1:1", "-conns", "2", "-rate", "10"},
 		{"-server", "127.0.0.1:1", "-duration", "0s"},
 	} {
-		if err := runGRPCPing(context.Background(), args, &bytes.Buffer{}); err == nil {
+		if err := runGRPCPing(t.Context(), args, &bytes.Buffer{}); err == nil {
 			t.Errorf("grpc-ping %q accepted", args)
 		}
 	}

@@ -97,8 +97,13 @@ func (p *Proc) Exited() bool {
 	}
 }
 
-// Kill sends SIGKILL to the child's process group.
-func (p *Proc) Kill() { _ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL) }
+// Kill sends SIGKILL to the child's process group, unless the child is
+// already reaped: its group id may have been reused by then.
+func (p *Proc) Kill() {
+	if !p.Exited() {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
 
 // Signal sends sig to the child (not its group).
 func (p *Proc) Signal(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }

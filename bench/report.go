@@ -62,8 +62,8 @@ type ThroughputRow struct {
 	// GRPCFloor is the most tasks/s grpc-go alone allows this row's
 	// connections and credit (many-slaves only; see manyFloor).
 	GRPCFloor float64 `json:"grpc_floor_tasks_per_s,omitempty"`
-	// Bound combines the floor with the 2-slave demo (see manyBound).
-	Bound float64 `json:"bound_tasks_per_s,omitempty"`
+	// Estimate combines the floor with the 2-slave demo (see manyEstimate).
+	Estimate float64 `json:"estimate_tasks_per_s,omitempty"`
 }
 
 // LatencyRow is one open-loop latency phase.

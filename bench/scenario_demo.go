@@ -51,7 +51,7 @@ func (s *Suite) demoRun(ctx context.Context, n, k int) (DemoResult, error) {
 		master.Kill()
 		return DemoResult{}, err
 	}
-	res, err := finishDemo(ctx, master, n)
+	res, err := finishDemo(ctx, master, n, slaves)
 	if err != nil {
 		for _, p := range slaves {
 			p.Kill()
@@ -86,11 +86,34 @@ func (s *Suite) waitSelfExit(ctx context.Context, what string, ps []*Proc) (stuc
 
 // finishDemo waits for a demo master to exit and reads its summary. A demo
 // that is not OK is a failed benchmark.
-func finishDemo(ctx context.Context, master *Proc, n int) (DemoResult, error) {
+func finishDemo(ctx context.Context, master *Proc, n int, helpers []*Proc) (DemoResult, error) {
+	// A helper (slave or consumers process) that fails ends the wait at
+	// once: the master's -demo-slaves would otherwise wait for it until the
+	// timeout, and the error would blame the master.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	failed := make(chan *Proc, len(helpers))
+	for _, h := range helpers {
+		go func() {
+			select {
+			case <-h.Done():
+				if h.err != nil {
+					failed <- h
+					cancel()
+				}
+			case <-wctx.Done():
+			}
+		}()
+	}
 	timeout := time.Minute + time.Duration(n/10000)*time.Second
-	waitErr := master.Wait(ctx, timeout)
+	waitErr := master.Wait(wctx, timeout)
 	if ctx.Err() != nil {
 		return DemoResult{}, ctx.Err()
+	}
+	select {
+	case h := <-failed:
+		return DemoResult{}, h.failure(fmt.Errorf("exited during the demo: %w", h.err))
+	default:
 	}
 	res, perr := ParseDemo(master.Stdout())
 	switch {

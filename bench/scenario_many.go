@@ -66,17 +66,17 @@ func (s *Suite) manyRow(ctx context.Context, prefetch int) error {
 	}
 	if d, ok := s.rep.row(scenarioDemo, "K=2"); ok && d.Median > 0 {
 		diff := row.Median/d.Median - 1
-		bound := manyBound(d.Median, floor)
-		row.Bound = bound
-		notes = append(notes, fmt.Sprintf("bound %s (%+.0f%%)", fmtRate(bound), (bound/d.Median-1)*100))
+		estimate := manyEstimate(d.Median, floor)
+		row.Estimate = estimate
+		notes = append(notes, fmt.Sprintf("estimate %s (%+.0f%%)", fmtRate(estimate), (estimate/d.Median-1)*100))
 		verdict := "goal met"
 		if diff < -manyGoal {
 			verdict = "BELOW GOAL"
-			why := ""
-			if goal := (1 - manyGoal) * d.Median; bound < goal {
-				verdict = "BELOW GOAL, as is the bound"
-				why = fmt.Sprintf("; the 2-slave demo's work plus grpc-go's messages alone allow at most %s with this credit, below the goal's %s",
-					fmtRate(bound), fmtRate(goal))
+			goal := (1 - manyGoal) * d.Median
+			why := fmt.Sprintf("; estimate with grpc-go's messages at this credit: %s", fmtRate(estimate))
+			if floor < goal {
+				verdict = "BELOW GOAL, as is grpc-go alone"
+				why = fmt.Sprintf("; grpc-go alone moves at most %s with this credit, below the goal's %s", fmtRate(floor), fmtRate(goal))
 			}
 			s.problem("many-slaves, prefetch %d: %s tasks/s is %.0f%% below the 2-slave demo (goal: at most %.0f%% below)%s",
 				prefetch, fmtRate(row.Median), -diff*100, manyGoal*100, why)
@@ -88,12 +88,18 @@ func (s *Suite) manyRow(ctx context.Context, prefetch int) error {
 	return nil
 }
 
-// manyBound is the most tasks/s the many-slaves scenario could reach if
-// the master and the consumers did, per task, the 2-slave demo's work
-// (1/demo seconds of the machine) plus the messages of grpc-go alone at the
-// row's connections and credit (1/floor), and nothing else: both figures
-// keep the same two cores busy, so their costs per task add up.
-func manyBound(demo, floor float64) float64 {
+// floorConnect is how long the floor's processes get to start and connect
+// (without authentication: a fraction of a second for 1,000 connections).
+const floorConnect = 3 * time.Second
+
+// manyEstimate is what the many-slaves scenario would reach if the master
+// and the consumers did, per task, the 2-slave demo's work (1/demo seconds
+// of the machine) plus grpc-go's messages at the row's connections and
+// credit (1/floor), and nothing else: both keep the same two cores busy, so
+// their costs per task add up. It is an estimate, not a bound: the demo's
+// time already holds its own few messages (one per about a thousand tasks
+// on two connections), counted again here.
+func manyEstimate(demo, floor float64) float64 {
 	if demo <= 0 || floor <= 0 {
 		return 0
 	}
@@ -112,10 +118,13 @@ func (s *Suite) manyFloor(ctx context.Context, total, prefetch int) (float64, er
 	}
 	defer echo.Kill()
 	size := strconv.Itoa(creditBytes(prefetch))
+	// The processes connect one after the other, then all measure from
+	// the same moment; one that is not connected by then fails.
+	startAt := strconv.FormatInt(time.Now().Add(floorConnect).UnixMilli(), 10)
 	var pings []*Proc
 	for i := range s.cfg.ManyProcs {
 		p, err := s.env.StartPing(fmt.Sprintf("grpc-ping %d", i+1), addr, "-conns", strconv.Itoa(share(total, s.cfg.ManyProcs, i)),
-			"-size", size, "-duration", s.cfg.FloorDuration.String())
+			"-size", size, "-duration", s.cfg.FloorDuration.String(), "-start-at", startAt)
 		if err != nil {
 			s.env.Procs.KillAll()
 			return 0, err
@@ -125,10 +134,12 @@ func (s *Suite) manyFloor(ctx context.Context, total, prefetch int) (float64, er
 	var perSecond float64
 	for _, p := range pings {
 		var res LoadResult
-		if err := p.Wait(ctx, s.cfg.FloorDuration+2*time.Minute); err != nil {
+		if err := p.Wait(ctx, floorConnect+s.cfg.FloorDuration+2*time.Minute); err != nil {
+			s.env.Procs.KillAll()
 			return 0, err
 		}
 		if err := lastJSON(p.Stdout(), &res); err != nil {
+			s.env.Procs.KillAll()
 			return 0, p.failure(err)
 		}
 		perSecond += float64(res.RoundTrips) / res.Seconds
@@ -166,7 +177,7 @@ func (s *Suite) manyRun(ctx context.Context, n, total, prefetch int) (DemoResult
 		}
 		consumers = append(consumers, p)
 	}
-	res, err := finishDemo(ctx, master, n)
+	res, err := finishDemo(ctx, master, n, consumers)
 	peak := <-peakc
 	if err != nil {
 		s.env.Procs.KillAll()

@@ -21,14 +21,14 @@ func TestShare(t *testing.T) {
 
 // Costs per task add up: a floor as fast as the demo halves it, a floor
 // four times as fast leaves 80 %.
-func TestManyBound(t *testing.T) {
+func TestManyEstimate(t *testing.T) {
 	for _, c := range []struct{ demo, floor, want float64 }{
 		{1e6, 1e6, 5e5},
 		{1e6, 4e6, 8e5},
 		{1e6, 0, 0},
 	} {
-		if got := manyBound(c.demo, c.floor); math.Abs(got-c.want) > 1 {
-			t.Errorf("manyBound(%g, %g) = %g; want %g", c.demo, c.floor, got, c.want)
+		if got := manyEstimate(c.demo, c.floor); math.Abs(got-c.want) > 1 {
+			t.Errorf("manyEstimate(%g, %g) = %g; want %g", c.demo, c.floor, got, c.want)
 		}
 	}
 }

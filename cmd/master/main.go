@@ -127,7 +127,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.debugAddr, "debug-addr", "", "serve Go profiles (/debug/pprof/) on this `host:port`; off when empty")
 	fs.IntVar(&m.demoN, "demo", 0, "also be the recipe's producer: put `N` random numbers, check the N squares that come back, then exit")
 	fs.StringVar(&m.addrFile, "addr-file", "", "write the bound `host:port` to this file once serving (for scripts using -listen with port 0)")
-	fs.IntVar(&m.demoSlaves, "demo-slaves", 0, "with -demo: put the first task once `N` slaves read the task queue, so the summary times the work, not their start-up (0: at once)")
+	fs.IntVar(&m.demoSlaves, "demo-slaves", 0, "with -demo: put the first task once `N` consumers (slaves) read the task queue, so the summary times the work, not their start-up (0: at once)")
 	fs.StringVar(&m.demoProgress, "demo-progress", "auto", "demo progress display: bar, log, or auto (a bar on a terminal)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -138,8 +138,8 @@ func (m *Main) ParseFlags(args []string) error {
 	if m.demoN < 0 {
 		return fmt.Errorf("-demo %d: want a positive number of tasks", m.demoN)
 	}
-	if m.demoSlaves < 0 {
-		return fmt.Errorf("-demo-slaves %d: want 0 or more slaves", m.demoSlaves)
+	if m.demoSlaves < 0 || (m.demoSlaves > 0 && m.demoN == 0) {
+		return fmt.Errorf("-demo-slaves %d: want 0 or more slaves, with -demo", m.demoSlaves)
 	}
 	switch m.demoProgress {
 	case "auto", "bar", "log":

@@ -49,7 +49,8 @@ func (q *Queue) NewConsumer() (*Consumer, error) {
 
 // WaitConsumers blocks until at least n consumers read the queue at once,
 // or ctx ends. A producer uses it to start once its slaves are connected,
-// so that their start-up is not counted as its work's time.
+// so that their start-up is not counted as its work's time. Only ctx ends
+// the wait early: a closed or draining queue does not.
 func (q *Queue) WaitConsumers(ctx context.Context, n int) error {
 	for {
 		q.mu.Lock()

@@ -180,6 +180,7 @@ func TestBadFlags(t *testing.T) {
 		{"master", []string{"-listen", "127.0.0.1:0", "-authkey-file", "/nonexistent/key"}, "authkey"},
 		{"master", []string{"-listen", "127.0.0.1:0", "stray"}, "unexpected argument"},
 		{"master", []string{"-listen", "127.0.0.1:0", "-authkey-file", key, "-demo", "10", "-demo-slaves", "-1"}, "-demo-slaves"},
+		{"master", []string{"-listen", "127.0.0.1:0", "-authkey-file", key, "-demo-slaves", "2"}, "with -demo"},
 		{"slave", []string{"-concurrency", "0", "-authkey-file", key}, "-concurrency"},
 		{"slave", []string{"-authkey-file", key, "-tls-cert", "x.pem"}, "-tls-ca"},
 	}
