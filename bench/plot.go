@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -19,7 +20,9 @@ var (
 	colorDistq    = color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}
 	colorProducer = color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}
 	colorPython   = color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}
-	colorPhases   = []color.Color{colorDistq, color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}, colorProducer}
+	colorPhases   = []color.Color{colorDistq, color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}, colorProducer, colorPython}
+	// The floors are grey and dashed: what the machine allows, not us.
+	colorFloors = []color.Color{color.Gray{Y: 0x60}, color.Gray{Y: 0xa0}}
 )
 
 // WritePlot draws dir/bench.png: throughput against slaves for distq and
@@ -117,7 +120,8 @@ func latencyPlot(r *Report) (*plot.Plot, error) {
 	p.Legend.YOffs = vg.Points(6)
 	p.Add(plotter.NewGrid())
 	var vals []float64
-	for i, l := range r.Latency {
+	floors, phases := 0, 0
+	for _, l := range r.Latency {
 		ys := []float64{l.P50Ms, l.P99Ms, l.P999Ms, l.MaxMs}
 		var xys plotter.XYs
 		for x, y := range ys {
@@ -133,7 +137,15 @@ func latencyPlot(r *Report) (*plot.Plot, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := colorPhases[i%len(colorPhases)]
+		var c color.Color
+		if strings.HasPrefix(l.Label, "floor") {
+			c = colorFloors[floors%len(colorFloors)]
+			floors++
+			line.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
+		} else {
+			c = colorPhases[phases%len(colorPhases)]
+			phases++
+		}
 		line.Color, pts.Color, pts.Radius = c, c, vg.Points(3)
 		p.Add(line, pts)
 		p.Legend.Add(fmt.Sprintf("%s/s (%s)", fmtRate(l.AchievedRate), l.Label), line, pts)
