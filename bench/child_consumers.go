@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/distq/distq"
+	"github.com/distq/distq/internal/gcpercent"
 )
 
 // ConsumersResult is what the consumers subcommand prints last.
@@ -42,6 +43,7 @@ func runConsumers(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
 	defer cancel()
+	gcpercent.Set(gcpercent.Slave) // these consumers stand for slaves
 
 	start := time.Now()
 	clients := make([]*distq.Client, *n)

@@ -20,6 +20,7 @@ import (
 	"github.com/distq/distq"
 	"github.com/distq/distq/internal/auth"
 	"github.com/distq/distq/internal/debug"
+	"github.com/distq/distq/internal/gcpercent"
 	"github.com/distq/distq/internal/healthcheck"
 	"github.com/distq/distq/internal/logging"
 	"github.com/distq/distq/internal/tlsconfig"
@@ -128,6 +129,9 @@ func (m *Main) Run(ctx context.Context) error {
 	log, err := logging.New(logging.Config{Name: "slave", Level: m.logLevel, Format: m.logFormat}, m.stderr)
 	if err != nil {
 		return err
+	}
+	if gcpercent.Set(gcpercent.Slave) {
+		log.Debug("garbage collector paced for a small heap", "gogc", gcpercent.Slave)
 	}
 	key, err := auth.LoadKey(m.authkeyFile)
 	if err != nil {

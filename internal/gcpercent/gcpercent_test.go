@@ -1,0 +1,33 @@
+package gcpercent
+
+import (
+	"os"
+	"runtime/debug"
+	"testing"
+)
+
+// keep restores the collector's percent after the test.
+func keep(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(old) })
+}
+
+func TestSetLeavesGOGCAlone(t *testing.T) {
+	keep(t)
+	t.Setenv("GOGC", "150") // as if the user had started us so
+	debug.SetGCPercent(150)
+	if Set(Slave) || debug.SetGCPercent(150) != 150 {
+		t.Fatal("Set changed the percent the user chose with GOGC")
+	}
+}
+
+func TestSetWithoutGOGC(t *testing.T) {
+	keep(t)
+	t.Setenv("GOGC", "") // restored after the test
+	if err := os.Unsetenv("GOGC"); err != nil {
+		t.Fatal(err)
+	}
+	if !Set(Slave) || debug.SetGCPercent(100) != Slave {
+		t.Fatalf("without GOGC the percent is not %d", Slave)
+	}
+}
