@@ -116,8 +116,7 @@ func latencyPlot(r *Report) (*plot.Plot, error) {
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = logTicks{func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }}
 	p.NominalX("p50", "p99", "p99.9", "max")
-	p.Legend.Top, p.Legend.Left = false, false // bottom right: tails rise to the right
-	p.Legend.YOffs = vg.Points(6)
+	p.Legend.Top, p.Legend.Left = true, true // top left: tails rise to the right
 	p.Add(plotter.NewGrid())
 	var vals []float64
 	floors, phases := 0, 0

@@ -11,15 +11,19 @@ package gcpercent
 import (
 	"os"
 	"runtime/debug"
+	"strconv"
 )
 
 // Slave is the GOGC a slave runs at unless told otherwise.
 const Slave = 400
 
 // Set sets the collector's percent unless the GOGC environment variable
-// chose one: the user's word wins. It reports whether it set it.
+// chose one: the user's word wins. It reports whether it set it. A GOGC the
+// runtime ignored (empty, or not a number) chose nothing.
 func Set(percent int) bool {
-	if _, ok := os.LookupEnv("GOGC"); ok {
+	if v := os.Getenv("GOGC"); v == "off" {
+		return false
+	} else if _, err := strconv.Atoi(v); err == nil {
 		return false
 	}
 	debug.SetGCPercent(percent)

@@ -31,3 +31,21 @@ func TestSetWithoutGOGC(t *testing.T) {
 		t.Fatalf("without GOGC the percent is not %d", Slave)
 	}
 }
+
+// The runtime ignores an empty or unreadable GOGC (it runs at 100), and so
+// does Set: such a GOGC chose nothing.
+func TestSetIgnoresWhatTheRuntimeIgnores(t *testing.T) {
+	for _, v := range []string{"", "abc"} {
+		keep(t)
+		t.Setenv("GOGC", v)
+		if !Set(Slave) || debug.SetGCPercent(100) != Slave {
+			t.Errorf("GOGC=%q: the percent is not %d", v, Slave)
+		}
+	}
+	keep(t)
+	t.Setenv("GOGC", "off")
+	debug.SetGCPercent(-1)
+	if Set(Slave) || debug.SetGCPercent(-1) != -1 {
+		t.Error("GOGC=off: Set turned the collector on")
+	}
+}
