@@ -18,6 +18,7 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/distq/distq/internal/gcpercent"
 	pb "github.com/distq/distq/proto/distq/v1"
 )
 
@@ -84,6 +85,9 @@ func runGRPCPing(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *duration+5*time.Minute)
 	defer cancel()
+	// Paced like the consumers it stands in for, so that the floor is the
+	// most grpc-go allows them.
+	gcpercent.Set(gcpercent.Slave)
 	streams := make([]testpb.BenchmarkService_StreamingCallClient, *conns)
 	for i := range streams {
 		conn, err := grpc.NewClient(*server, grpc.WithTransportCredentials(insecure.NewCredentials()))
