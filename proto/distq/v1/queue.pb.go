@@ -40,7 +40,8 @@ const (
 type NackAction int32
 
 const (
-	// Put the item back to be retried; after max attempts it is dead-lettered.
+	// Put the item back to be retried after a delay (Nack.delay_ms, or the
+	// queue's backoff); after max attempts it is dead-lettered instead.
 	NackAction_NACK_ACTION_RETRY NackAction = 0
 	// The item can never succeed (for example an undecodable payload): move it
 	// to "<name>.dead" now.
@@ -343,8 +344,13 @@ type Delivery struct {
 	Error string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
 	// Unix time in milliseconds when the lease runs out (0 when not leased).
 	LeaseDeadlineMs int64 `protobuf:"varint,8,opt,name=lease_deadline_ms,json=leaseDeadlineMs,proto3" json:"lease_deadline_ms,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The lease's length in milliseconds (0 when not leased). The master's
+	// clock may differ from the consumer's, so a consumer that keeps an item
+	// longer than this extends its lease (Extend) well before lease_ms have
+	// passed since it received the delivery, by its own clock.
+	LeaseMs       uint32 `protobuf:"varint,9,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Delivery) Reset() {
@@ -433,6 +439,13 @@ func (x *Delivery) GetLeaseDeadlineMs() int64 {
 	return 0
 }
 
+func (x *Delivery) GetLeaseMs() uint32 {
+	if x != nil {
+		return x.LeaseMs
+	}
+	return 0
+}
+
 type Ack struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -508,8 +521,13 @@ type Nack struct {
 	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	Lease uint64                 `protobuf:"varint,2,opt,name=lease,proto3" json:"lease,omitempty"`
 	// Why it failed; kept with the item and shown on the dead-letter queue.
-	Error         string     `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
-	Action        NackAction `protobuf:"varint,4,opt,name=action,proto3,enum=distq.v1.NackAction" json:"action,omitempty"`
+	Error  string     `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Action NackAction `protobuf:"varint,4,opt,name=action,proto3,enum=distq.v1.NackAction" json:"action,omitempty"`
+	// For NACK_ACTION_RETRY: deliver the item again no sooner than this many
+	// milliseconds from now (at most 24 hours). 0 takes the queue's backoff:
+	// its minimum retry delay, doubled with every attempt up to its maximum,
+	// with jitter. The item waits as "delayed" (QueueStats.delayed).
+	DelayMs       uint32 `protobuf:"varint,5,opt,name=delay_ms,json=delayMs,proto3" json:"delay_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -570,6 +588,13 @@ func (x *Nack) GetAction() NackAction {
 		return x.Action
 	}
 	return NackAction_NACK_ACTION_RETRY
+}
+
+func (x *Nack) GetDelayMs() uint32 {
+	if x != nil {
+		return x.DelayMs
+	}
+	return 0
 }
 
 type Extend struct {
@@ -812,8 +837,10 @@ type DeliveryBatch struct {
 	ReplyTo []uint64 `protobuf:"varint,5,rep,packed,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
 	// Unix time in milliseconds when the leases run out (0 when not leased).
 	LeaseDeadlineMs int64 `protobuf:"varint,6,opt,name=lease_deadline_ms,json=leaseDeadlineMs,proto3" json:"lease_deadline_ms,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The leases' length in milliseconds (see Delivery.lease_ms).
+	LeaseMs       uint32 `protobuf:"varint,7,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeliveryBatch) Reset() {
@@ -884,6 +911,13 @@ func (x *DeliveryBatch) GetReplyTo() []uint64 {
 func (x *DeliveryBatch) GetLeaseDeadlineMs() int64 {
 	if x != nil {
 		return x.LeaseDeadlineMs
+	}
+	return 0
+}
+
+func (x *DeliveryBatch) GetLeaseMs() uint32 {
+	if x != nil {
+		return x.LeaseMs
 	}
 	return 0
 }
@@ -1515,8 +1549,11 @@ type QueueStats struct {
 	// Leases that ran out before a settle.
 	ExpiredTotal uint64 `protobuf:"varint,13,opt,name=expired_total,json=expiredTotal,proto3" json:"expired_total,omitempty"`
 	// Settles refused because the lease had moved on (late acks).
-	RefusedTotal  uint64 `protobuf:"varint,14,opt,name=refused_total,json=refusedTotal,proto3" json:"refused_total,omitempty"`
-	DeadTotal     uint64 `protobuf:"varint,15,opt,name=dead_total,json=deadTotal,proto3" json:"dead_total,omitempty"`
+	RefusedTotal uint64 `protobuf:"varint,14,opt,name=refused_total,json=refusedTotal,proto3" json:"refused_total,omitempty"`
+	DeadTotal    uint64 `protobuf:"varint,15,opt,name=dead_total,json=deadTotal,proto3" json:"dead_total,omitempty"`
+	// Items nacked for a retry that wait out their delay before they are
+	// ready again (not counted in ready).
+	Delayed       uint64 `protobuf:"varint,16,opt,name=delayed,proto3" json:"delayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1652,6 +1689,13 @@ func (x *QueueStats) GetRefusedTotal() uint64 {
 func (x *QueueStats) GetDeadTotal() uint64 {
 	if x != nil {
 		return x.DeadTotal
+	}
+	return 0
+}
+
+func (x *QueueStats) GetDelayed() uint64 {
+	if x != nil {
+		return x.Delayed
 	}
 	return 0
 }
@@ -2112,7 +2156,7 @@ const file_distq_v1_queue_proto_rawDesc = "" +
 	"\x05sizes\x18\x01 \x03(\rR\x05sizes\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\"\x1f\n" +
 	"\vPutResponse\x12\x10\n" +
-	"\x03ids\x18\x01 \x03(\x04R\x03ids\"\xb8\x02\n" +
+	"\x03ids\x18\x01 \x03(\x04R\x03ids\"\xd3\x02\n" +
 	"\bDelivery\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05lease\x18\x02 \x01(\x04R\x05lease\x12\x18\n" +
@@ -2121,7 +2165,8 @@ const file_distq_v1_queue_proto_rawDesc = "" +
 	"\aheaders\x18\x05 \x03(\v2\x1f.distq.v1.Delivery.HeadersEntryR\aheaders\x12\x19\n" +
 	"\breply_to\x18\x06 \x01(\x04R\areplyTo\x12\x14\n" +
 	"\x05error\x18\a \x01(\tR\x05error\x12*\n" +
-	"\x11lease_deadline_ms\x18\b \x01(\x03R\x0fleaseDeadlineMs\x1a:\n" +
+	"\x11lease_deadline_ms\x18\b \x01(\x03R\x0fleaseDeadlineMs\x12\x19\n" +
+	"\blease_ms\x18\t \x01(\rR\aleaseMs\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"r\n" +
@@ -2130,12 +2175,13 @@ const file_distq_v1_queue_proto_rawDesc = "" +
 	"\x05lease\x18\x02 \x01(\x04R\x05lease\x12$\n" +
 	"\x05reply\x18\x03 \x01(\v2\x0e.distq.v1.ItemR\x05reply\x12\x1f\n" +
 	"\vreply_queue\x18\x04 \x01(\tR\n" +
-	"replyQueue\"p\n" +
+	"replyQueue\"\x8b\x01\n" +
 	"\x04Nack\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05lease\x18\x02 \x01(\x04R\x05lease\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12,\n" +
-	"\x06action\x18\x04 \x01(\x0e2\x14.distq.v1.NackActionR\x06action\"I\n" +
+	"\x06action\x18\x04 \x01(\x0e2\x14.distq.v1.NackActionR\x06action\x12\x19\n" +
+	"\bdelay_ms\x18\x05 \x01(\rR\adelayMs\"I\n" +
 	"\x06Extend\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05lease\x18\x02 \x01(\x04R\x05lease\x12\x19\n" +
@@ -2153,14 +2199,15 @@ const file_distq_v1_queue_proto_rawDesc = "" +
 	"\x06leases\x18\x02 \x03(\x04R\x06leases\x12\x1f\n" +
 	"\vreply_queue\x18\x03 \x01(\tR\n" +
 	"replyQueue\x12*\n" +
-	"\areplies\x18\x04 \x01(\v2\x10.distq.v1.PackedR\areplies\"\xca\x01\n" +
+	"\areplies\x18\x04 \x01(\v2\x10.distq.v1.PackedR\areplies\"\xe5\x01\n" +
 	"\rDeliveryBatch\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\x04R\x03ids\x12\x16\n" +
 	"\x06leases\x18\x02 \x03(\x04R\x06leases\x12\x1a\n" +
 	"\battempts\x18\x03 \x03(\rR\battempts\x12,\n" +
 	"\bpayloads\x18\x04 \x01(\v2\x10.distq.v1.PackedR\bpayloads\x12\x19\n" +
 	"\breply_to\x18\x05 \x03(\x04R\areplyTo\x12*\n" +
-	"\x11lease_deadline_ms\x18\x06 \x01(\x03R\x0fleaseDeadlineMs\"G\n" +
+	"\x11lease_deadline_ms\x18\x06 \x01(\x03R\x0fleaseDeadlineMs\x12\x19\n" +
+	"\blease_ms\x18\a \x01(\rR\aleaseMs\"G\n" +
 	"\aRefused\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05lease\x18\x02 \x01(\x04R\x05lease\x12\x16\n" +
@@ -2203,7 +2250,7 @@ const file_distq_v1_queue_proto_rawDesc = "" +
 	"\x0eExtendResponse\x12+\n" +
 	"\arefused\x18\x01 \x03(\v2\x11.distq.v1.RefusedR\arefused\"$\n" +
 	"\fStatsRequest\x12\x14\n" +
-	"\x05queue\x18\x01 \x01(\tR\x05queue\"\xd2\x03\n" +
+	"\x05queue\x18\x01 \x01(\tR\x05queue\"\xec\x03\n" +
 	"\n" +
 	"QueueStats\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -2223,7 +2270,8 @@ const file_distq_v1_queue_proto_rawDesc = "" +
 	"\rexpired_total\x18\r \x01(\x04R\fexpiredTotal\x12#\n" +
 	"\rrefused_total\x18\x0e \x01(\x04R\frefusedTotal\x12\x1d\n" +
 	"\n" +
-	"dead_total\x18\x0f \x01(\x04R\tdeadTotal\"=\n" +
+	"dead_total\x18\x0f \x01(\x04R\tdeadTotal\x12\x18\n" +
+	"\adelayed\x18\x10 \x01(\x04R\adelayed\"=\n" +
 	"\rStatsResponse\x12,\n" +
 	"\x06queues\x18\x01 \x03(\v2\x14.distq.v1.QueueStatsR\x06queues\"B\n" +
 	"\vJoinRequest\x12\x14\n" +

@@ -85,7 +85,8 @@ type QueueServiceClient interface {
 	// Ack settles leased items (JoinableQueue.task_done), optionally putting a
 	// reply into another queue in the same step.
 	Ack(ctx context.Context, in *AckRequest, opts ...grpc.CallOption) (*AckResponse, error)
-	// Nack returns leased items with an error, to be retried or dead-lettered.
+	// Nack returns leased items with an error, to be retried (after a
+	// backoff) or dead-lettered.
 	Nack(ctx context.Context, in *NackRequest, opts ...grpc.CallOption) (*NackResponse, error)
 	// Extend pushes the lease deadline of items still being worked on.
 	Extend(ctx context.Context, in *ExtendRequest, opts ...grpc.CallOption) (*ExtendResponse, error)
@@ -267,7 +268,8 @@ type QueueServiceServer interface {
 	// Ack settles leased items (JoinableQueue.task_done), optionally putting a
 	// reply into another queue in the same step.
 	Ack(context.Context, *AckRequest) (*AckResponse, error)
-	// Nack returns leased items with an error, to be retried or dead-lettered.
+	// Nack returns leased items with an error, to be retried (after a
+	// backoff) or dead-lettered.
 	Nack(context.Context, *NackRequest) (*NackResponse, error)
 	// Extend pushes the lease deadline of items still being worked on.
 	Extend(context.Context, *ExtendRequest) (*ExtendResponse, error)
