@@ -20,10 +20,15 @@ demo: build
 ## test: everything CI runs (no Docker needed).
 test: proto-check vet unit fuzz-short
 
-vet:
+vet: tidy-check
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	cd bench && $(GO) vet ./...
+
+## tidy-check: fail when a go.mod or go.sum (root, bench/, tools/) is not tidy.
+.PHONY: tidy-check
+tidy-check:
+	@for m in . bench tools; do (cd $$m && $(GO) mod tidy -diff >/dev/null) || { echo "$$m/go.mod is not tidy; run 'go mod tidy' there:"; (cd $$m && $(GO) mod tidy -diff); exit 1; }; done; echo "go.mod: tidy (., bench, tools)"
 
 # The benchmark tool is its own module (bench/go.mod): ./... stops at it.
 unit: build

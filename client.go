@@ -165,8 +165,12 @@ func (c *Client) ensureSession(ctx context.Context) error {
 	return wrapAuth(c.auth.Reauth(ctx, c.conn, ""), c.addr)
 }
 
-// call runs fn with a session, and once more after a new handshake if the
-// master no longer knows the session (it restarted, or the session idled out).
+// call runs fn with a session, and once more if the master refused it
+// before running it: after a new handshake if the master no longer knows
+// the session (it restarted, or the session idled out), or signed anew if
+// it took the call for a replay (it waited too long on its way). A call
+// the master refused in its tap never reached a handler, so sending it
+// again cannot do anything twice.
 func (c *Client) call(ctx context.Context, fn func(context.Context) error) error {
 	for attempt := 0; ; attempt++ {
 		if err := c.ensureSession(ctx); err != nil {
@@ -177,11 +181,15 @@ func (c *Client) call(ctx context.Context, fn func(context.Context) error) error
 		if err == nil {
 			return nil
 		}
-		if attempt == 0 && auth.IsSessionError(err) {
+		if attempt < 2 && auth.IsSessionError(err) {
 			c.log.Debug("session unknown to the master; authenticating again")
 			if rerr := c.auth.Reauth(ctx, c.conn, stale); rerr != nil {
 				return wrapAuth(rerr, c.addr)
 			}
+			continue
+		}
+		if attempt < 2 && auth.IsReplayError(err) {
+			c.log.Debug("call refused as stale; sending it again", "error", err)
 			continue
 		}
 		return fromStatus(err)

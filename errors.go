@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -31,6 +32,13 @@ var (
 	ErrMasterUnverified = auth.ErrMasterUnverified
 	// ErrUnavailable: the master cannot be reached or is shutting down.
 	ErrUnavailable = errors.New("distq: master unavailable")
+	// ErrReplayed: the master refused a call as a replay: its sequence
+	// number was already used on the session, or the call reached the
+	// master more than a minute after it was signed. The client never
+	// reuses a number, so this means a call that waited too long on its
+	// way; the client sends such a call once more by itself. It is not a
+	// wrong key, and retrying can help.
+	ErrReplayed = errors.New("distq: call refused as a replay")
 )
 
 // Error carries the master's message under one of the errors above.
@@ -77,7 +85,14 @@ func fromStatus(err error) error {
 	case codes.Unavailable:
 		kind = ErrUnavailable
 	case codes.Unauthenticated:
-		kind = ErrAuthFailed
+		// Only a refused login means a wrong key; a call on a session is
+		// refused for its own metadata (auth.proto).
+		switch {
+		case auth.IsReplayError(err):
+			kind = ErrReplayed
+		case strings.HasPrefix(st.Message(), "distq: authentication failed"):
+			kind = ErrAuthFailed
+		}
 	case codes.Canceled:
 		return context.Canceled
 	case codes.DeadlineExceeded:
@@ -104,7 +119,8 @@ func wrapAuth(err error, addr string) error {
 }
 
 // IsPermanent reports whether retrying cannot help: a wrong key, a master
-// that cannot prove the key, or an unknown queue.
+// that cannot prove the key, or an unknown queue. A call refused as a
+// replay (ErrReplayed) or for want of room (RESOURCE_EXHAUSTED) is not.
 func IsPermanent(err error) bool {
 	return errors.Is(err, ErrAuthFailed) || errors.Is(err, ErrMasterUnverified) || errors.Is(err, ErrUnknownQueue)
 }

@@ -22,9 +22,11 @@ import (
 	"github.com/distq/distq/internal/auth"
 	"github.com/distq/distq/internal/debug"
 	"github.com/distq/distq/internal/demo"
+	"github.com/distq/distq/internal/fdlimit"
 	"github.com/distq/distq/internal/healthcheck"
 	"github.com/distq/distq/internal/logging"
 	"github.com/distq/distq/internal/queue"
+	"github.com/distq/distq/internal/ratelog"
 	"github.com/distq/distq/internal/server"
 	"github.com/distq/distq/internal/tlsconfig"
 )
@@ -57,6 +59,12 @@ type Main struct {
 	lease           time.Duration
 	maxAttempts     int
 	maxMessageSize  int
+	authTimeout     time.Duration
+	maxConns        int
+	maxUnauthConns  int
+	maxStreams      int
+	maxWaits        int
+	maxSessions     int
 	shutdownTimeout time.Duration
 	tlsCert         string
 	tlsKey          string
@@ -117,6 +125,12 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&m.lease, "lease", queue.DefaultLeaseTime, "how long a slave may hold a task without acking or extending it")
 	fs.IntVar(&m.maxAttempts, "max-attempts", queue.DefaultMaxAttempts, "deliveries of a task before it moves to <queue>.dead")
 	fs.IntVar(&m.maxMessageSize, "max-message-size", server.DefaultMaxMessageSize, "largest message in `bytes` a peer may send")
+	fs.DurationVar(&m.authTimeout, "auth-timeout", server.DefaultAuthTimeout, "close a connection that has not authenticated within this time")
+	fs.IntVar(&m.maxConns, "max-conns", server.DefaultMaxConns, "most connections open at once (lowered to fit the open-file limit); past it a new connection is refused")
+	fs.IntVar(&m.maxUnauthConns, "max-unauth-conns", server.DefaultMaxUnauthConns, "most connections not yet authenticated; past it the oldest of them is closed to make room")
+	fs.IntVar(&m.maxStreams, "max-streams", server.DefaultMaxStreams, "most Consume and Put streams open at once per connection and per session")
+	fs.IntVar(&m.maxWaits, "max-waits", server.DefaultMaxWaits, "most calls waiting at once (Get for items, Join, Put for room) per connection and per session")
+	fs.IntVar(&m.maxSessions, "max-sessions", auth.DefaultMaxSessions, "most sessions (logins) held at once; past it the least recently used one without an open stream is forgotten")
 	fs.DurationVar(&m.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long slaves get to finish the tasks they hold")
 	fs.StringVar(&m.tlsCert, "tls-cert", "", "PEM certificate `file`; enables TLS with -tls-key")
 	fs.StringVar(&m.tlsKey, "tls-key", "", "PEM private key `file` of -tls-cert")
@@ -148,6 +162,20 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	if m.shutdownTimeout < 0 {
 		return fmt.Errorf("-shutdown-timeout %v is negative", m.shutdownTimeout)
+	}
+	if m.authTimeout < 10*time.Millisecond || m.authTimeout > time.Hour {
+		return fmt.Errorf("-auth-timeout %v: want 10ms to 1h", m.authTimeout)
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"-max-conns", m.maxConns}, {"-max-unauth-conns", m.maxUnauthConns},
+		{"-max-streams", m.maxStreams}, {"-max-waits", m.maxWaits}, {"-max-sessions", m.maxSessions},
+	} {
+		if f.v < 1 || f.v > 1<<24 {
+			return fmt.Errorf("%s %d: want 1 to %d", f.name, f.v, 1<<24)
+		}
 	}
 	return nil
 }
@@ -199,7 +227,16 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	defer broker.Close()
-	authSrv, err := auth.NewServer(auth.ServerConfig{Key: key, Logger: log.Named("auth")})
+	maxConns, maxUnauth := m.connLimits(log)
+	// One rate limit for every refusal, whichever component refuses.
+	refusals := ratelog.New(log.Named("refusals"), ratelog.Config{})
+	defer refusals.Close()
+	authSrv, err := auth.NewServer(auth.ServerConfig{
+		Key:         key,
+		MaxSessions: m.maxSessions,
+		Logger:      log.Named("auth"),
+		Refusals:    refusals,
+	})
 	if err != nil {
 		return err
 	}
@@ -210,6 +247,12 @@ func (m *Main) Run(ctx context.Context) error {
 		Auth:           authSrv,
 		TLS:            tlsCfg,
 		MaxMessageSize: m.maxMessageSize,
+		MaxConns:       maxConns,
+		MaxUnauthConns: maxUnauth,
+		AuthTimeout:    m.authTimeout,
+		MaxStreams:     m.maxStreams,
+		MaxWaits:       m.maxWaits,
+		Refusals:       refusals,
 		Logger:         log.Named("server"),
 	})
 	if err != nil {
@@ -231,7 +274,9 @@ func (m *Main) Run(ctx context.Context) error {
 		names = append(names, q.Name())
 	}
 	log.Info("master serving", "addr", srv.Addr().String(), "queues", strings.Join(names, ","),
-		"lease", m.lease, "max_attempts", broker.MaxAttempts(), "tls", tlsCfg != nil)
+		"lease", m.lease, "max_attempts", broker.MaxAttempts(), "tls", tlsCfg != nil,
+		"max_conns", maxConns, "max_unauth_conns", maxUnauth, "auth_timeout", m.authTimeout,
+		"max_streams", m.maxStreams, "max_waits", m.maxWaits)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()
 
@@ -254,6 +299,33 @@ func (m *Main) Run(ctx context.Context) error {
 	logLeftovers(log, broker)
 	log.Info("master stopped")
 	return result
+}
+
+// fdReserve is how many open files the master keeps for itself beyond its
+// connections: listeners, standard streams, the poller, profiles.
+const fdReserve = 64
+
+// connLimits raises the open-file limit as far as it goes and fits the
+// connection caps under it, so that the master never runs out of file
+// descriptors before it reaches its own caps: past them it chooses which
+// connection to drop, and real clients keep getting in.
+func (m *Main) connLimits(log hclog.Logger) (maxConns, maxUnauth int) {
+	maxConns, maxUnauth = m.maxConns, m.maxUnauthConns
+	// Go's runtime already raises the soft limit to the hard one at start
+	// on Linux; Raise does it wherever it has not.
+	lim, err := fdlimit.Raise()
+	switch {
+	case err != nil:
+		log.Warn("could not raise the open-file limit", "error", err, "soft", lim.Soft, "hard", lim.Hard)
+	case lim.Known:
+		log.Info("open-file limit: soft limit raised to the hard limit", "limit", lim.Soft)
+	}
+	if lim.Known && lim.Soft < uint64(maxConns)+fdReserve {
+		fit := max(int(min(lim.Soft, 1<<30))-fdReserve, 1)
+		log.Warn("-max-conns lowered to fit the open-file limit; raise the limit (ulimit -n) to serve more", "max_conns", m.maxConns, "now", fit, "open_file_limit", lim.Soft)
+		maxConns = fit
+	}
+	return maxConns, min(maxUnauth, maxConns)
 }
 
 // writeFileAtomic writes through a temporary file and a rename, so that a

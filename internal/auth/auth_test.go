@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -332,11 +333,11 @@ func TestTamperedMACRefused(t *testing.T) {
 	wantCode(t, stats(t.Context(), dial(t, m.addr, c)), codes.Unimplemented)
 }
 
-func TestSeqWindow(t *testing.T) {
+func TestSeqOutOfOrderAndReplay(t *testing.T) {
 	m := startMaster(t, testKey)
 	c, _ := login(t, m, testKey)
 	raw := dial(t, m.addr, nil)
-	const n = windowSize + 4
+	const n = 10000                 // more than the count window of old, 4,096
 	mds := make([]metadata.MD, n+1) // mds[seq]
 	for seq := 1; seq <= n; seq++ {
 		mds[seq] = callMetadata(t, c, distqv1.QueueService_Stats_FullMethodName)
@@ -344,18 +345,57 @@ func TestSeqWindow(t *testing.T) {
 			t.Fatalf("seq %s, want %d", got, seq)
 		}
 	}
-	// Out of order within the window: each accepted once.
-	for _, seq := range []int{3, 1, 2} {
+	// The last first, then the rest from the oldest: each accepted once.
+	wantCode(t, statsWith(t, raw, mds[n]), codes.Unimplemented)
+	for _, seq := range []int{1, 3, 2, n / 2} {
 		wantCode(t, statsWith(t, raw, mds[seq]), codes.Unimplemented)
 	}
-	wantCode(t, statsWith(t, raw, mds[2]), codes.Unauthenticated)
+	for _, seq := range []int{2, n, n / 2} {
+		err := statsWith(t, raw, mds[seq])
+		wantCode(t, err, codes.Unauthenticated)
+		if !IsReplayError(err) || IsSessionError(err) {
+			t.Fatalf("replay of seq %d: %v; want a replay error", seq, err)
+		}
+	}
 
-	// Jump ahead; seq n-windowSize is just out of the window, the one after
-	// it just in.
-	wantCode(t, statsWith(t, raw, mds[n]), codes.Unimplemented)
-	wantCode(t, statsWith(t, raw, mds[n-windowSize]), codes.Unauthenticated)
-	wantCode(t, statsWith(t, raw, mds[n-windowSize+1]), codes.Unimplemented)
-	wantCode(t, statsWith(t, raw, mds[n-windowSize+1]), codes.Unauthenticated)
+	// Stragglers are accepted within the horizon of being signed, and
+	// refused as stale once two rotations have passed them by.
+	m.clock.Advance(ReplayHorizon - time.Second)
+	wantCode(t, statsWith(t, raw, mds[4]), codes.Unimplemented)
+	m.clock.Advance(time.Second)
+	wantCode(t, statsWith(t, raw, mds[5]), codes.Unimplemented) // rotation 1
+	m.clock.Advance(ReplayHorizon)
+	// Rotation 2 moves the floor to n, the highest seq of rotation 1: the
+	// client's own next call, seq n+1, is fine; seq 7, signed two
+	// horizons ago and never sent, is refused as stale.
+	wantCode(t, stats(t.Context(), dial(t, m.addr, c)), codes.Unimplemented)
+	if err := statsWith(t, raw, mds[7]); !IsReplayError(err) {
+		t.Fatalf("seq signed two horizons ago: %v; want a replay error", err)
+	}
+}
+
+// Thousands of calls at once from one client, on one connection, signed
+// before they wait for a stream and run by handlers in any order: none is
+// refused. (With the count window of old, thousands were.)
+func TestManyConcurrentCallsNeverRefused(t *testing.T) {
+	m := startMaster(t, testKey)
+	_, conn := login(t, m, testKey)
+	const calls = 20000
+	var wg sync.WaitGroup
+	var refused atomic.Int64
+	var first atomic.Value
+	for range calls {
+		wg.Go(func() {
+			if err := stats(t.Context(), conn); status.Code(err) != codes.Unimplemented {
+				refused.Add(1)
+				first.CompareAndSwap(nil, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := refused.Load(); n > 0 {
+		t.Fatalf("%d of %d concurrent calls refused; first: %v", n, calls, first.Load())
+	}
 }
 
 func TestSessionExpiryAndReauth(t *testing.T) {

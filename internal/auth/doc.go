@@ -14,16 +14,21 @@
 //     answers a session id. Both sides derive a session key from the two nonces.
 //   - Every other call carries distq-session, distq-seq and distq-mac metadata:
 //     an HMAC under the session key of the method and a per-session counter.
-//     The master keeps a window of the last 4096 counters per session so a
-//     captured call cannot be replayed, and drops sessions idle for 10 minutes
-//     (an open stream counts as activity).
+//     The master remembers the counters it accepted (window.go), in any
+//     order, for at least a minute after they were used, so a captured call
+//     cannot be replayed and a busy client's calls are never taken for
+//     replays; it drops sessions idle for 10 minutes (an open stream counts
+//     as activity). The tap (TapHandle) checks each call as its headers
+//     arrive, before any handler runs or any message is read.
 //
 // The server side is Server: it implements distqv1.AuthServiceServer and
-// provides the unary and stream interceptors that check the per-call MAC. The
+// provides, in ServerOptions, the tap that checks the per-call MAC and the
+// interceptors that keep sessions of open streams alive. The
 // client side is Client: it runs the handshake and, as a
 // credentials.PerRPCCredentials, stamps every call. A call refused with a
 // message starting "distq: session" (IsSessionError) should be retried after
-// Reauth; any other UNAUTHENTICATED is final.
+// Reauth, one starting "distq: replay" (IsReplayError) sent again; any
+// other UNAUTHENTICATED is final.
 //
 // The MAC authenticates who opens a call, not the payload that follows; run
 // the master with TLS when payloads need confidentiality or integrity.

@@ -20,20 +20,27 @@ var ErrAuthFailed = errors.New("authkey refused by master: wrong key?")
 var ErrMasterUnverified = errors.New("master did not prove it holds the authkey: wrong key (here or on the master) or not a distq master")
 
 // Messages sent to peers. They are part of the protocol (see auth.proto):
-// clients branch on the "distq: session" prefix, so keep the prefixes.
+// clients branch on the "distq: session" and "distq: replay" prefixes, so
+// keep the prefixes.
 const (
 	msgAuthFailed    = "distq: authentication failed"
+	msgCallRefused   = "distq: call refused"
 	msgSessionPrefix = "distq: session"
+	msgReplayPrefix  = "distq: replay"
 )
 
 // Status errors returned to peers. They are short and carry no internal
-// detail; the detail goes to the log.
+// detail; the detail goes to the log. Only a refused Login says
+// "authentication failed": that is the one refusal a wrong key causes. A
+// call on a session can only be refused for its own metadata, which a
+// client with the right key gets right.
 var (
 	errLoginFailed     = status.Error(codes.Unauthenticated, msgAuthFailed)
-	errMissingCreds    = status.Error(codes.Unauthenticated, msgAuthFailed+": missing or duplicated distq-session/distq-seq/distq-mac")
-	errBadSeq          = status.Error(codes.Unauthenticated, msgAuthFailed+": malformed distq-seq")
-	errBadMAC          = status.Error(codes.Unauthenticated, msgAuthFailed+": bad distq-mac")
-	errReplayed        = status.Error(codes.Unauthenticated, msgAuthFailed+": distq-seq already used or too old")
+	errMissingCreds    = status.Error(codes.Unauthenticated, msgCallRefused+": missing or duplicated distq-session/distq-seq/distq-mac")
+	errBadSeq          = status.Error(codes.Unauthenticated, msgCallRefused+": malformed distq-seq")
+	errBadMAC          = status.Error(codes.Unauthenticated, msgCallRefused+": bad distq-mac")
+	errNotVerified     = status.Error(codes.Unauthenticated, msgCallRefused+": credentials not verified (serve with Server.ServerOptions)")
+	errReplayed        = status.Error(codes.Unauthenticated, msgReplayPrefix+": distq-seq already used on this session, or signed more than 60s before it arrived; sign the call again with a new seq")
 	errSessionUnknown  = status.Error(codes.Unauthenticated, msgSessionPrefix+" unknown")
 	errSessionExpired  = status.Error(codes.Unauthenticated, msgSessionPrefix+" expired")
 	errNoClientSession = status.Error(codes.Unauthenticated, msgSessionPrefix+" not established: run Handshake first")
@@ -56,4 +63,19 @@ func IsSessionError(err error) bool {
 	}
 	st := gs.GRPCStatus()
 	return st.Code() == codes.Unauthenticated && strings.HasPrefix(st.Message(), msgSessionPrefix)
+}
+
+// IsReplayError reports whether err is an UNAUTHENTICATED status whose
+// message starts with "distq: replay": the call's seq was already used, or
+// the call reached the master more than ReplayHorizon after it was signed.
+// A client never reuses a seq, so for a client this means a call that
+// waited too long on its way; sending it again signs it anew. It is not a
+// wrong key, and it is not final.
+func IsReplayError(err error) bool {
+	var gs interface{ GRPCStatus() *status.Status }
+	if !errors.As(err, &gs) {
+		return false
+	}
+	st := gs.GRPCStatus()
+	return st.Code() == codes.Unauthenticated && strings.HasPrefix(st.Message(), msgReplayPrefix)
 }

@@ -6,9 +6,12 @@ import (
 	"encoding/hex"
 	"strconv"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/proto"
 
 	distqv1 "github.com/distq/distq/proto/distq/v1"
@@ -39,24 +42,26 @@ func fuzzServer(f *testing.F, cfg ServerConfig) (s *Server, id string, skey []by
 }
 
 // FuzzVerifyCall feeds arbitrary distq-session, distq-seq, distq-mac and
-// method values to the per-call check. It must never panic, and must accept
-// a call only on the live session with the exact MAC for that method and seq.
+// method values to the tap that checks every call as its headers arrive.
+// It must never panic, and must accept a call only on the live session
+// with the exact MAC for that method and seq, and never twice.
 func FuzzVerifyCall(f *testing.F) {
 	s, liveID, skey := fuzzServer(f, ServerConfig{})
 	const stats = "/distq.v1.QueueService/Stats"
 	goodMAC := func(seq string) string { return hex.EncodeToString(callMAC(skey, stats, seq)) }
-	f.Add(true, "", "1", goodMAC("1"), stats, false)
-	f.Add(true, "", "2", goodMAC("2"), stats, true)
-	f.Add(true, "", "1", goodMAC("1"), stats, false) // replay
-	f.Add(true, "", "02", goodMAC("02"), stats, false)
-	f.Add(true, "", "+3", goodMAC("+3"), stats, false)
-	f.Add(true, "", "18446744073709551616", goodMAC("1"), stats, false)
-	f.Add(true, "", "5", "ZZ", stats, false)
-	f.Add(false, "00112233445566778899aabbccddeeff", "1", goodMAC("1"), stats, false)
-	f.Add(false, "", "", "", "", false)
-	f.Add(false, "\x00\xff", "\n", "\xff", "/", true)
+	f.Add(true, "", "1", goodMAC("1"), stats)
+	f.Add(true, "", "2", goodMAC("2"), stats)
+	f.Add(true, "", "1", goodMAC("1"), stats) // replay
+	f.Add(true, "", "02", goodMAC("02"), stats)
+	f.Add(true, "", "+3", goodMAC("+3"), stats)
+	f.Add(true, "", "18446744073709551616", goodMAC("1"), stats)
+	f.Add(true, "", "5", "ZZ", stats)
+	f.Add(false, "00112233445566778899aabbccddeeff", "1", goodMAC("1"), stats)
+	f.Add(false, "", "", "", "")
+	f.Add(false, "\x00\xff", "\n", "\xff", "/")
+	f.Add(false, "", "", "", "/grpc.health.v1.Health/Check")
 
-	f.Fuzz(func(t *testing.T, useLive bool, id, seq, mac, method string, stream bool) {
+	f.Fuzz(func(t *testing.T, useLive bool, id, seq, mac, method string) {
 		if useLive {
 			id = liveID
 		}
@@ -64,21 +69,25 @@ func FuzzVerifyCall(f *testing.F) {
 		if ref, err := strconv.ParseUint(seq, 10, 64); ok != (err == nil && ref != 0 && seq[0] != '0') || (ok && n != ref) {
 			t.Fatalf("parseSeq(%q) = %d, %v; strconv says %d, %v", seq, n, ok, ref, err)
 		}
-		sess, err := s.verify(id, seq, mac, method, stream)
-		if err != nil {
-			if status.Code(err) != codes.Unauthenticated {
-				t.Fatalf("verify refused with %v, want UNAUTHENTICATED", err)
+		info := &tap.Info{FullMethodName: method, Header: metadata.MD{mdSession: {id}, mdSeq: {seq}, mdMAC: {mac}}}
+		ctx, err := s.TapHandle(context.Background(), info)
+		if exempt(method) {
+			if _, has := SessionFromContext(ctx); err != nil || has {
+				t.Fatalf("exempt %q: session %v, error %v", method, has, err)
 			}
 			return
 		}
-		if id != liveID || !ok || mac != hex.EncodeToString(callMAC(skey, method, seq)) {
-			t.Fatalf("verify accepted session %q seq %q mac %q method %q", id, seq, mac, method)
+		if err != nil {
+			if status.Code(err) != codes.Unauthenticated {
+				t.Fatalf("tap refused with %v, want UNAUTHENTICATED", err)
+			}
+			return
 		}
-		if stream {
-			s.sessions.release(sess, s.clock())
+		if got, _ := SessionFromContext(ctx); got != liveID || id != liveID || !ok || mac != hex.EncodeToString(callMAC(skey, method, seq)) {
+			t.Fatalf("tap accepted session %q seq %q mac %q method %q", id, seq, mac, method)
 		}
-		if _, err := s.verify(id, seq, mac, method, false); err == nil {
-			t.Fatalf("verify accepted seq %q twice", seq)
+		if _, err := s.TapHandle(context.Background(), info); !IsReplayError(err) {
+			t.Fatalf("tap accepted seq %q twice: %v", seq, err)
 		}
 	})
 }
@@ -172,33 +181,69 @@ func FuzzLogin(f *testing.F) {
 	})
 }
 
-// FuzzReplayWindow checks the bitmap window against a plain set of seen
-// numbers, on arbitrary sequences of small steps and large jumps.
-func FuzzReplayWindow(f *testing.F) {
-	f.Add([]byte{1, 2, 3, 2, 1})
+// FuzzReplayGuard checks the ring of bits against a plain set of the seqs
+// seen, under the same floor rules, on arbitrary sequences of small steps,
+// large jumps and passing time.
+func FuzzReplayGuard(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 2, 1, 0})
 	f.Add([]byte{0xff, 0x10, 0x00, 0x80, 0x7f, 0x01})
-	f.Add([]byte{0xf0, 0xff, 0xff, 0x00, 0x00, 0x00, 0x10, 0x01})
-
+	f.Add([]byte{0xf0, 0xff, 0xff, 0x00, 0x00, 0x00, 0x10, 0x01, 0x03})
+	f.Add([]byte{0x00, 0x05, 0x41, 0x00, 0x04, 0x41, 0x00, 0x03, 0x41, 0x00, 0x02, 0x00})
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		var w replayWindow
-		seen := map[uint64]bool{}
-		var highest, cur uint64
-		for i := 0; i+1 < len(ops); i += 2 {
-			// Each pair of bytes moves cur by a signed step; the top
-			// bit of the first byte makes it a large jump.
+		var g replayGuard
+		m := replayModel{seen: map[uint64]bool{}}
+		var cur uint64
+		now := int64(time.Second)
+		for i := 0; i+2 < len(ops); i += 3 {
+			// Two bytes move cur by a signed step (the top bits of the
+			// first make it a large jump); the third, when its bit 6 is
+			// set, moves the clock on by up to 63 quarters of the horizon.
 			step := int64(int16(uint16(ops[i])<<8 | uint16(ops[i+1])))
 			if ops[i]&0x80 != 0 && ops[i]&0x40 != 0 {
-				step *= 1 << 20
+				step *= 1 << 14
 			}
 			cur = uint64(int64(cur) + step)
-			want := cur != 0 && !seen[cur] && (cur > highest || highest-cur < windowSize)
-			if got := w.accept(cur); got != want {
-				t.Fatalf("accept(%d) with highest %d = %v, want %v", cur, highest, got, want)
+			if ops[i+2]&0x40 != 0 {
+				now += int64(ops[i+2]&0x3f) * int64(ReplayHorizon) / 4
 			}
-			if want {
-				seen[cur] = true
-				highest = max(highest, cur)
+			want := m.accept(cur, now)
+			if got := g.accept(cur, now); got != want {
+				t.Fatalf("op %d: accept(%d) = %v, model says %v (floor %d, highest %d)", i/3, cur, got, want, m.floor, m.highest)
+			}
+			if len(g.words) > maxReplaySpan/64 {
+				t.Fatalf("ring of %d words, limit %d", len(g.words), maxReplaySpan/64)
 			}
 		}
 	})
+}
+
+// replayModel is replayGuard's rule with a map for the bits.
+type replayModel struct {
+	floor, highest, mark uint64
+	markAt               int64
+	seen                 map[uint64]bool
+}
+
+func (m *replayModel) accept(seq uint64, now int64) replayVerdict {
+	if seq == 0 {
+		return replayZero
+	}
+	if m.markAt == 0 {
+		m.markAt = now
+	} else if now-m.markAt >= int64(ReplayHorizon) {
+		m.floor = max(m.floor, m.mark)
+		m.mark, m.markAt = m.highest, now
+	}
+	if seq <= m.floor {
+		return replayStale
+	}
+	if m.seen[seq] {
+		return replaySeen
+	}
+	if seq > m.highest {
+		m.highest = seq
+		m.floor = max(m.floor, spanFloor(seq))
+	}
+	m.seen[seq] = true
+	return replayOK
 }

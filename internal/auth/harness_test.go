@@ -121,10 +121,11 @@ func startMaster(t *testing.T, key []byte, opts ...masterOption) *master {
 		defer func() { m.streamDone <- struct{}{} }()
 		return h(srv, ss)
 	}
-	gs := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(count, auth.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(signal, auth.StreamInterceptor()),
-	)
+	sopts := append([]grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(count),
+		grpc.ChainStreamInterceptor(signal),
+	}, auth.ServerOptions()...)
+	gs := grpc.NewServer(sopts...)
 	distqv1.RegisterAuthServiceServer(gs, auth)
 	distqv1.RegisterQueueServiceServer(gs, m.queue)
 	healthpb.RegisterHealthServer(gs, health.NewServer())

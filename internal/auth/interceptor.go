@@ -5,90 +5,100 @@ import (
 	"crypto/hmac"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/tap"
 )
 
-// sessionCtxKey keys the verified session id in a handler's context.
+// sessionCtxKey keys the verified *session in a call's context.
 type sessionCtxKey struct{}
 
-// SessionFromContext returns the session id the interceptors verified for
-// this call, for logging. It is false for exempt methods.
+// SessionFromContext returns the session id whose credentials the tap
+// verified for this call. It is false for exempt methods.
 func SessionFromContext(ctx context.Context) (string, bool) {
-	id, ok := ctx.Value(sessionCtxKey{}).(string)
-	return id, ok
+	if s, ok := ctx.Value(sessionCtxKey{}).(*session); ok {
+		return s.id, true
+	}
+	return "", false
 }
 
-// UnaryInterceptor checks the per-call MAC of every unary call except the
-// exempt ones (AuthService, health, reflection). A call that fails gets
-// UNAUTHENTICATED and never reaches its handler.
-func (s *Server) UnaryInterceptor() grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if exempt(info.FullMethod) {
-			return handler(ctx, req)
-		}
-		sess, err := s.verifyContext(ctx, info.FullMethod, false)
-		if err != nil {
-			return nil, err
-		}
-		return handler(context.WithValue(ctx, sessionCtxKey{}, sess.id), req)
+// ServerOptions returns what a gRPC server needs to enforce the scheme: the
+// tap that verifies every call's credentials as its headers arrive, and the
+// interceptors that keep a session alive while its streams are open and
+// refuse any call the tap did not verify. Servers that chain interceptors
+// of their own add them after these.
+func (s *Server) ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.InTapHandle(s.TapHandle),
+		grpc.ChainUnaryInterceptor(s.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(s.StreamInterceptor()),
 	}
 }
 
-// StreamInterceptor checks the per-call MAC when a stream opens (auth.proto:
-// once per stream). The session cannot expire while the stream is open.
+// TapHandle checks the credentials of every call except the exempt ones
+// (AuthService, health, reflection) when its headers arrive: before gRPC
+// starts a goroutine for the call or reads a byte of its message, so a
+// peer without a session costs the master next to nothing. A call that
+// fails gets UNAUTHENTICATED at once.
+//
+// gRPC runs the tap on the connection's reader goroutine, so it must be
+// quick: one HMAC and a map lookup.
+func (s *Server) TapHandle(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if exempt(info.FullMethodName) {
+		return ctx, nil
+	}
+	md := info.Header
+	id, seq, mac := md.Get(mdSession), md.Get(mdSeq), md.Get(mdMAC)
+	if len(id) != 1 || len(seq) != 1 || len(mac) != 1 {
+		s.refused(ctx, "call refused", "missing or duplicated distq metadata", info.FullMethodName)
+		return nil, errMissingCreds
+	}
+	sess, err := s.verify(id[0], seq[0], mac[0], info.FullMethodName)
+	if err != nil {
+		s.refused(ctx, "call refused", reasonOf(err), info.FullMethodName)
+		return nil, err
+	}
+	return context.WithValue(ctx, sessionCtxKey{}, sess), nil
+}
+
+// UnaryInterceptor refuses a non-exempt unary call that the tap did not
+// verify; with ServerOptions that never happens, and without the tap it
+// keeps the service closed rather than open.
+func (s *Server) UnaryInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if !exempt(info.FullMethod) {
+			if _, ok := ctx.Value(sessionCtxKey{}).(*session); !ok {
+				return nil, errNotVerified
+			}
+		}
+		return handler(ctx, req)
+	}
+}
+
+// StreamInterceptor keeps the session of a verified stream alive while the
+// stream is open (auth.proto: a stream is checked once, when it opens).
+// The hold is taken here rather than in the tap because only a stream that
+// reaches its handler is sure to end through here and release it.
 func (s *Server) StreamInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		if exempt(info.FullMethod) {
 			return handler(srv, ss)
 		}
-		sess, err := s.verifyContext(ss.Context(), info.FullMethod, true)
-		if err != nil {
+		sess, ok := ss.Context().Value(sessionCtxKey{}).(*session)
+		if !ok {
+			return errNotVerified
+		}
+		if err := s.sessions.hold(sess, s.clock()); err != nil {
 			return err
 		}
 		defer func() { s.sessions.release(sess, s.clock()) }()
-		return handler(srv, &sessionStream{
-			ServerStream: ss,
-			ctx:          context.WithValue(ss.Context(), sessionCtxKey{}, sess.id),
-		})
+		return handler(srv, ss)
 	}
-}
-
-// sessionStream gives a stream handler a context carrying the session id.
-type sessionStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (s *sessionStream) Context() context.Context { return s.ctx }
-
-// verifyContext pulls the three metadata entries out of ctx and verifies
-// them, logging refusals with the peer's address.
-func (s *Server) verifyContext(ctx context.Context, method string, stream bool) (*session, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	id, seq, mac := md.Get(mdSession), md.Get(mdSeq), md.Get(mdMAC)
-	if len(id) != 1 || len(seq) != 1 || len(mac) != 1 {
-		s.log.Debug("call refused", "peer", peerAddr(ctx), "method", method, "reason", "missing metadata")
-		return nil, errMissingCreds
-	}
-	sess, err := s.verify(id[0], seq[0], mac[0], method, stream)
-	if err != nil {
-		switch err {
-		case errSessionUnknown, errSessionExpired, errClosed:
-			s.log.Debug("call refused", "peer", peerAddr(ctx), "method", method, "error", err)
-		default:
-			s.log.Warn("call refused", "peer", peerAddr(ctx), "method", method, "error", err)
-		}
-		return nil, err
-	}
-	return sess, nil
 }
 
 // verify checks one call's credentials as received from the peer: a strict
 // seq, a well-formed MAC, a live session, the MAC in constant time, and last
-// the replay window, so that only a peer holding the session key can use up
-// a seq. With stream set, a successful verify must be paired with
-// sessions.release when the stream ends.
-func (s *Server) verify(id, seqStr, macStr, method string, stream bool) (*session, error) {
+// the replay guard, so that only a peer holding the session key can use up
+// a seq.
+func (s *Server) verify(id, seqStr, macStr, method string) (*session, error) {
 	if s.closed.Load() {
 		return nil, errClosed
 	}
@@ -107,8 +117,27 @@ func (s *Server) verify(id, seqStr, macStr, method string, stream bool) (*sessio
 	if !hmac.Equal(got, callMAC(sess.key, method, seqStr)) {
 		return nil, errBadMAC
 	}
-	if err := s.sessions.admit(sess, seq, s.clock(), stream); err != nil {
+	if err := s.sessions.admit(sess, seq, s.clock()); err != nil {
 		return nil, err
 	}
 	return sess, nil
+}
+
+// reasonOf names a refusal for the log; never the key, proof or MAC.
+func reasonOf(err error) string {
+	switch err {
+	case errBadSeq:
+		return "malformed distq-seq"
+	case errBadMAC:
+		return "bad distq-mac"
+	case errReplayed:
+		return "distq-seq replayed or signed too long ago"
+	case errSessionUnknown:
+		return "session unknown (master restarted, or session evicted; the client logs in again)"
+	case errSessionExpired:
+		return "session expired (the client logs in again)"
+	case errClosed:
+		return "master shutting down"
+	}
+	return "refused"
 }

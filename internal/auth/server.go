@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/peer"
 
+	"github.com/distq/distq/internal/ratelog"
 	distqv1 "github.com/distq/distq/proto/distq/v1"
 )
 
@@ -20,7 +21,8 @@ const (
 	defaultNonceTTL    = 30 * time.Second
 	defaultSessionIdle = 10 * time.Minute
 	defaultMaxPending  = 10000
-	defaultMaxSessions = 100000
+	// DefaultMaxSessions bounds the sessions a master holds (ServerConfig).
+	DefaultMaxSessions = 100000
 )
 
 // ServerConfig configures a Server. Zero values select the defaults.
@@ -47,6 +49,10 @@ type ServerConfig struct {
 	// peer's address; never the key, proofs or MACs. It is used as given
 	// (name it, e.g. Named("auth"), at the call site). Default: discard.
 	Logger hclog.Logger
+	// Refusals, if set, logs refused logins and calls at a bounded rate
+	// (shared with the master's other refusals). Default: a ratelog.Log of
+	// its own over Logger, closed by Close.
+	Refusals *ratelog.Log
 }
 
 // Server is the master side: the AuthService handshake and the interceptors
@@ -60,6 +66,9 @@ type Server struct {
 	pending  *challengeTable
 	sessions *sessionTable
 	closed   atomic.Bool
+
+	refusals    *ratelog.Log
+	ownRefusals bool // refusals was made by NewServer, and Close closes it
 }
 
 var _ distqv1.AuthServiceServer = (*Server)(nil)
@@ -88,18 +97,33 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		cfg.MaxPending = defaultMaxPending
 	}
 	if cfg.MaxSessions == 0 {
-		cfg.MaxSessions = defaultMaxSessions
+		cfg.MaxSessions = DefaultMaxSessions
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	return &Server{
+	s := &Server{
 		key:      append([]byte(nil), cfg.Key...),
 		clock:    cfg.Clock,
 		log:      cfg.Logger,
 		pending:  newChallengeTable(cfg.MaxPending, cfg.NonceTTL),
 		sessions: newSessionTable(cfg.MaxSessions, cfg.SessionIdle),
-	}, nil
+		refusals: cfg.Refusals,
+	}
+	if s.refusals == nil {
+		s.refusals = ratelog.New(cfg.Logger, ratelog.Config{})
+		s.ownRefusals = true
+	}
+	return s, nil
+}
+
+// refused logs a refusal through the rate limit, with the peer and method.
+func (s *Server) refused(ctx context.Context, msg, reason, method string) {
+	if method != "" {
+		s.refusals.Refused(msg, reason, peerAddr(ctx), "method", method)
+		return
+	}
+	s.refusals.Refused(msg, reason, peerAddr(ctx))
 }
 
 // Challenge starts a handshake: it issues a server_nonce and proves that the
@@ -110,6 +134,7 @@ func (s *Server) Challenge(ctx context.Context, req *distqv1.ChallengeRequest) (
 	}
 	cn := req.GetClientNonce()
 	if len(cn) != nonceSize {
+		s.refused(ctx, "challenge refused", "client_nonce not 32 bytes", "")
 		return nil, errBadClientNonce
 	}
 	sn, err := newNonce()
@@ -129,15 +154,16 @@ func (s *Server) Login(ctx context.Context, req *distqv1.LoginRequest) (*distqv1
 	}
 	sn := req.GetServerNonce()
 	if len(sn) != nonceSize {
+		s.refused(ctx, "login refused", "server_nonce not 32 bytes", "")
 		return nil, errBadServerNonce
 	}
 	cn, ok := s.pending.take(sn, s.clock())
 	if !ok {
-		s.log.Warn("login refused", "peer", peerAddr(ctx), "reason", "unknown, used or expired server_nonce")
+		s.refused(ctx, "login refused", "unknown, used or expired server_nonce", "")
 		return nil, errLoginFailed
 	}
 	if !hmac.Equal(req.GetClientProof(), clientProof(s.key, sn, cn)) {
-		s.log.Warn("login refused", "peer", peerAddr(ctx), "reason", "wrong proof (wrong authkey?)")
+		s.refused(ctx, "login refused", "wrong proof (wrong authkey?)", "")
 		return nil, errLoginFailed
 	}
 	var raw [16]byte
@@ -147,7 +173,7 @@ func (s *Server) Login(ctx context.Context, req *distqv1.LoginRequest) (*distqv1
 	}
 	id := hex.EncodeToString(raw[:])
 	if _, err := s.sessions.add(id, sessionKey(s.key, cn, sn), s.clock()); err != nil {
-		s.log.Warn("login refused", "peer", peerAddr(ctx), "reason", "session table full of open streams")
+		s.refused(ctx, "login refused", "session table full of open streams", "")
 		return nil, err
 	}
 	s.log.Debug("session opened", "peer", peerAddr(ctx), "session", id)
@@ -163,6 +189,9 @@ func (s *Server) Close() error {
 	}
 	s.pending.reset()
 	s.sessions.reset()
+	if s.ownRefusals {
+		s.refusals.Close()
+	}
 	return nil
 }
 

@@ -30,7 +30,7 @@ func TestNewServerValidates(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.pending.max != defaultMaxPending || s.pending.ttl != defaultNonceTTL ||
-		s.sessions.max != defaultMaxSessions || s.sessions.ttl != defaultSessionIdle {
+		s.sessions.max != DefaultMaxSessions || s.sessions.ttl != defaultSessionIdle {
 		t.Fatal("defaults not applied")
 	}
 }
@@ -111,7 +111,7 @@ func TestSessionTableEvictsIdleNotStreaming(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tab.admit(a, 1, clock.Now(), true); err != nil { // a has an open stream
+	if err := tab.hold(a, clock.Now()); err != nil { // a has an open stream
 		t.Fatal(err)
 	}
 	clock.Advance(time.Second)
@@ -129,7 +129,7 @@ func TestSessionTableEvictsIdleNotStreaming(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tab.admit(c, 1, clock.Now(), true); err != nil {
+	if err := tab.hold(c, clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	// Every session now has an open stream: refuse rather than cut one off.
@@ -184,7 +184,10 @@ func TestAdmitAfterRemovalRefused(t *testing.T) {
 	if _, err := tab.add("b", nil, clock.Now()); err != nil { // evicts a
 		t.Fatal(err)
 	}
-	if err := tab.admit(a, 1, clock.Now(), false); err != errSessionUnknown {
+	if err := tab.admit(a, 1, clock.Now()); err != errSessionUnknown {
 		t.Fatalf("admit on evicted session: %v", err)
+	}
+	if err := tab.hold(a, clock.Now()); err != errSessionUnknown {
+		t.Fatalf("hold on evicted session: %v", err)
 	}
 }

@@ -12,7 +12,7 @@ type session struct {
 	key []byte // session key; set at creation, never changed, so read without the lock
 
 	// Guarded by sessionTable.mu.
-	window   replayWindow
+	replay   replayGuard
 	lastUsed time.Time
 	streams  int           // open streams on this session
 	idle     *list.Element // in sessionTable.idle iff streams == 0
@@ -82,30 +82,43 @@ func (t *sessionTable) lookup(id string, now time.Time) (*session, error) {
 
 // admit records seq as used on s and counts the call as activity at now. It
 // is called only after the call's MAC has been verified, so a peer without the
-// session key cannot burn seqs of someone else's session. With stream set, the
-// session is kept alive until release.
-func (t *sessionTable) admit(s *session, seq uint64, now time.Time, stream bool) error {
+// session key cannot burn seqs of someone else's session.
+func (t *sessionTable) admit(s *session, seq uint64, now time.Time) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if s.gone {
 		// Expired or evicted between lookup and now.
 		return errSessionUnknown
 	}
-	if !s.window.accept(seq) {
+	if s.replay.accept(seq, now.UnixNano()) != replayOK {
 		return errReplayed
 	}
+	t.touchLocked(s, now)
+	return nil
+}
+
+// hold keeps s alive while a stream admitted on it is open; release ends
+// the hold. It fails if s is gone meanwhile.
+func (t *sessionTable) hold(s *session, now time.Time) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s.gone {
+		return errSessionUnknown
+	}
+	t.touchLocked(s, now)
+	s.streams++
+	if s.idle != nil {
+		t.idle.Remove(s.idle)
+		s.idle = nil
+	}
+	return nil
+}
+
+func (t *sessionTable) touchLocked(s *session, now time.Time) {
 	s.lastUsed = now
 	if s.idle != nil {
 		t.idle.MoveToFront(s.idle)
 	}
-	if stream {
-		s.streams++
-		if s.idle != nil {
-			t.idle.Remove(s.idle)
-			s.idle = nil
-		}
-	}
-	return nil
 }
 
 // release ends a stream admitted on s at now.

@@ -1,46 +1,165 @@
 package auth
 
-// windowSize is how many recent seqs a session remembers (auth.proto). Calls
-// may arrive out of order by up to this many; older ones are refused.
-const windowSize = 4096
+import "time"
 
-// replayWindow remembers which of the last windowSize sequence numbers of a
-// session have been used, as in IPsec's anti-replay window (RFC 4303 §3.4.3):
-// the highest seq seen, plus one bit per seq in (highest-windowSize, highest],
-// stored at bit seq mod windowSize. The zero value is an empty window.
-// Not safe for concurrent use; the session table's mutex guards it.
-type replayWindow struct {
-	highest uint64
-	bits    [windowSize / 64]uint64
+// Replay protection of a session's calls (auth.proto, "Every other call").
+//
+// A client numbers its calls 1, 2, 3, ... but they need not reach the
+// master in that order, nor soon: gRPC signs a call (GetRequestMetadata)
+// before it waits for a free HTTP/2 stream, and the master's handlers run
+// in whatever order the scheduler picks. The window of the last 4,096 seqs
+// that this replaced refused legitimate calls as replays whenever a busy
+// client got more than 4,096 calls ahead of a straggler (5,593 of 20,000
+// concurrent Joins of one client). So the window is bounded by time, not
+// by count: the master remembers every seq it accepted since the last two
+// rotations, and refuses
+//
+//   - a seq it has already accepted (a replay), and
+//   - a seq no higher than the highest one it had accepted by the rotation
+//     before the last one. Rotations are at least ReplayHorizon apart, so
+//     such a call was signed at least ReplayHorizon before it arrived: a
+//     straggler, or a capture resent after its bit was forgotten.
+//
+// A call that arrives within ReplayHorizon of being signed is therefore
+// never refused, whatever the order and whatever the concurrency, unless
+// its client made more than maxReplaySpan calls in the meantime.
+//
+// The seqs are kept as one bit each in a ring of words covering the range
+// that can still be accepted, (floor, highest]: a few hundred bytes for a
+// quiet session, maxReplaySpan/8 bytes (128 KiB) at most, which is what a
+// client making 17,000 calls a second for a minute needs.
+
+// ReplayHorizon is how long after it was signed a call may arrive and still
+// be accepted. auth.proto states it; clients retry a call refused as stale.
+const ReplayHorizon = 60 * time.Second
+
+// maxReplaySpan bounds how far behind a session's highest seq a call may
+// be: the size of the ring in bits.
+const maxReplaySpan = 1 << 20
+
+// replayGuard is one session's record of used seqs. The zero value accepts
+// any seq from 1. Not safe for concurrent use; the session table's mutex
+// guards it.
+type replayGuard struct {
+	floor   uint64   // every seq <= floor is refused
+	highest uint64   // the highest seq accepted; bits cover (floor, highest]
+	words   []uint64 // ring: seq s is bit s%64 of words[(s/64)&(len-1)]; len is 0 or a power of two
+
+	mark   uint64 // highest at the last rotation
+	markAt int64  // unix nanoseconds of the last rotation; 0 before the first call
 }
 
-// accept records seq and reports whether it was new: greater than every seq
-// seen so far, or within the window and not seen yet. seq 0 is never valid.
-func (w *replayWindow) accept(seq uint64) bool {
+// replayVerdict says why a seq was refused, or that it was accepted.
+type replayVerdict int
+
+const (
+	replayOK replayVerdict = iota
+	replayZero
+	replaySeen  // accepted before: a replay
+	replayStale // at or below the floor: signed too long ago, or forgotten
+)
+
+// accept records seq, used at now (unix nanoseconds), if it is new.
+func (g *replayGuard) accept(seq uint64, now int64) replayVerdict {
 	if seq == 0 {
-		return false
+		return replayZero
 	}
-	if seq > w.highest {
-		// Slide: slots of the seqs now entering the window still hold
-		// bits of seqs that fall out of it, so clear them first.
-		if seq-w.highest >= windowSize {
-			clear(w.bits[:])
-		} else {
-			for s := w.highest + 1; s <= seq; s++ {
-				w.bits[(s%windowSize)/64] &^= 1 << (s % 64)
-			}
-		}
-		w.highest = seq
-		w.bits[(seq%windowSize)/64] |= 1 << (seq % 64)
-		return true
+	g.rotate(now)
+	if seq <= g.floor {
+		return replayStale
 	}
-	if w.highest-seq >= windowSize {
-		return false
+	if seq > g.highest {
+		g.advance(seq)
+		g.set(seq)
+		return replayOK
 	}
-	word, bit := &w.bits[(seq%windowSize)/64], uint64(1)<<(seq%64)
+	word, bit := &g.words[(seq/64)&uint64(len(g.words)-1)], uint64(1)<<(seq%64)
 	if *word&bit != 0 {
-		return false
+		return replaySeen
 	}
 	*word |= bit
-	return true
+	return replayOK
+}
+
+// rotate moves the floor up to the highest seq of the previous rotation
+// once ReplayHorizon has passed since the last one.
+func (g *replayGuard) rotate(now int64) {
+	if g.markAt == 0 {
+		g.markAt = now
+		return
+	}
+	if now-g.markAt < int64(ReplayHorizon) {
+		return
+	}
+	g.floor = max(g.floor, g.mark)
+	g.mark, g.markAt = g.highest, now
+	g.shrink()
+}
+
+// advance makes room for seq > highest: it moves the floor up if the range
+// would need more than maxReplaySpan bits (whole words), grows the ring if
+// the range no longer fits, and clears the words that enter the range.
+func (g *replayGuard) advance(seq uint64) {
+	g.floor = max(g.floor, spanFloor(seq))
+	lo, hi := (g.floor+1)/64, seq/64 // words the range needs
+	if hi-lo >= uint64(len(g.words)) {
+		g.resize(hi - lo + 1)
+	} else {
+		// Words after the old highest's hold bits of seqs that left the
+		// range long ago; clear them as they come back into it.
+		from := max(g.highest/64+1, lo)
+		if g.highest == 0 || hi-from >= uint64(len(g.words)) {
+			clear(g.words)
+		} else {
+			for w := from; w <= hi; w++ {
+				g.words[w&uint64(len(g.words)-1)] = 0
+			}
+		}
+	}
+	g.highest = seq
+}
+
+// spanFloor is the lowest floor that keeps (floor, seq] within
+// maxReplaySpan/64 words of the ring.
+func spanFloor(seq uint64) uint64 {
+	const words = maxReplaySpan / 64
+	if hi := seq / 64; hi >= words {
+		return (hi-words+1)*64 - 1
+	}
+	return 0
+}
+
+func (g *replayGuard) set(seq uint64) {
+	g.words[(seq/64)&uint64(len(g.words)-1)] |= 1 << (seq % 64)
+}
+
+// resize makes the ring hold at least n words and copies the words of the
+// current range, (floor, highest], over.
+func (g *replayGuard) resize(n uint64) {
+	size := uint64(1)
+	for size < n {
+		size *= 2
+	}
+	words := make([]uint64, size)
+	if g.highest > g.floor {
+		for w := (g.floor + 1) / 64; w <= g.highest/64; w++ {
+			words[w&(size-1)] = g.words[w&uint64(len(g.words)-1)]
+		}
+	}
+	g.words = words
+}
+
+// shrink gives back a ring four times larger than the range it covers, so
+// that a session busy once does not keep its peak ring while it is quiet.
+func (g *replayGuard) shrink() {
+	if len(g.words) <= 1 {
+		return
+	}
+	var need uint64 = 1
+	if g.highest > g.floor {
+		need = g.highest/64 - (g.floor+1)/64 + 1
+	}
+	if need*4 <= uint64(len(g.words)) {
+		g.resize(need)
+	}
 }

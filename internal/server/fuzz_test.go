@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/distq/distq/internal/queue"
+	"github.com/distq/distq/internal/ratelog"
 	pb "github.com/distq/distq/proto/distq/v1"
 
 	"github.com/distq/distq/internal/clock"
@@ -106,7 +107,8 @@ func fuzzBroker(t *testing.T) (*queueService, *queue.Broker) {
 	if r := q.Nack([]queue.Nack{{ID: ds[1].ID, Lease: ds[1].Lease, Error: "setup"}}); len(r) != 0 {
 		t.Fatalf("setup: %v", r)
 	}
-	return &queueService{broker: b, log: hclog.NewNullLogger()}, b
+	refusals := ratelog.New(nil, ratelog.Config{})
+	return &queueService{broker: b, log: hclog.NewNullLogger(), limits: newLimiter(DefaultMaxStreams, DefaultMaxWaits, refusals), refusals: refusals}, b
 }
 
 // cancelled is the context of a call whose client has gone: a handler that

@@ -22,12 +22,30 @@ import (
 
 	"github.com/distq/distq/internal/auth"
 	"github.com/distq/distq/internal/queue"
+	"github.com/distq/distq/internal/ratelog"
 	pb "github.com/distq/distq/proto/distq/v1"
 )
 
 // DefaultMaxMessageSize bounds every message a peer may send (4 MiB, gRPC's
 // own default): larger ones are refused with RESOURCE_EXHAUSTED.
 const DefaultMaxMessageSize = 4 << 20
+
+// Defaults of the bounds on what peers may hold (Config). They are far
+// above what real workloads use: a slave holds one connection, one session
+// and one Consume stream; a producer one Put stream per queue.
+const (
+	DefaultMaxConns       = 16384
+	DefaultMaxUnauthConns = 1024
+	DefaultAuthTimeout    = 10 * time.Second
+	DefaultMaxStreams     = 1024
+	DefaultMaxWaits       = 4096
+)
+
+// quickCallSlack is how many calls a connection may have open at once
+// beyond its streams and waiting calls (HTTP/2's MaxConcurrentStreams is
+// their sum plus this): room for quick calls, which a client queues, not
+// fails, past gRPC's limit.
+const quickCallSlack = 1024
 
 // Config configures a Server.
 type Config struct {
@@ -50,6 +68,19 @@ type Config struct {
 	// before it drops the connection and returns the peer's leases.
 	// Defaults 10 s and 5 s.
 	KeepaliveTime, KeepaliveTimeout time.Duration
+	// MaxConns bounds the open connections, MaxUnauthConns those not yet
+	// authenticated among them (see connGuard), and AuthTimeout how long a
+	// connection may stay unauthenticated before it is closed. Defaults
+	// DefaultMaxConns, DefaultMaxUnauthConns, DefaultAuthTimeout.
+	MaxConns, MaxUnauthConns int
+	AuthTimeout              time.Duration
+	// MaxStreams bounds the open Consume and Put streams, and MaxWaits the
+	// calls waiting (for items, room or a join), per connection and per
+	// session. Defaults DefaultMaxStreams and DefaultMaxWaits.
+	MaxStreams, MaxWaits int
+	// Refusals logs refused connections and calls at a bounded rate; share
+	// it with the auth service. Default: one of its own over Logger.
+	Refusals *ratelog.Log
 	// Logger. Default: a null logger.
 	Logger hclog.Logger
 }
@@ -58,7 +89,7 @@ type Config struct {
 type Server struct {
 	cfg    Config
 	log    hclog.Logger
-	lis    net.Listener
+	lis    *connGuard
 	grpc   *grpc.Server
 	health *health.Server
 
@@ -85,6 +116,32 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
+	for _, d := range []struct {
+		v    *int
+		def  int
+		name string
+	}{
+		{&cfg.MaxConns, DefaultMaxConns, "max conns"},
+		{&cfg.MaxUnauthConns, DefaultMaxUnauthConns, "max unauthenticated conns"},
+		{&cfg.MaxStreams, DefaultMaxStreams, "max streams"},
+		{&cfg.MaxWaits, DefaultMaxWaits, "max waits"},
+	} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+		if *d.v < 1 || *d.v > 1<<24 {
+			return nil, fmt.Errorf("server: %s %d out of range [1, %d]", d.name, *d.v, 1<<24)
+		}
+	}
+	if cfg.AuthTimeout == 0 {
+		cfg.AuthTimeout = DefaultAuthTimeout
+	}
+	if cfg.AuthTimeout < 10*time.Millisecond || cfg.AuthTimeout > time.Hour {
+		return nil, fmt.Errorf("server: auth timeout %v out of range [10ms, 1h]", cfg.AuthTimeout)
+	}
+	if cfg.Refusals == nil {
+		cfg.Refusals = ratelog.New(cfg.Logger, ratelog.Config{})
+	}
 	lis := cfg.Listener
 	if lis == nil {
 		var err error
@@ -92,10 +149,14 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("server: listen on %q: %w", cfg.Listen, err)
 		}
 	}
-	opts := []grpc.ServerOption{
+	guard := newConnGuard(lis, cfg.MaxConns, cfg.MaxUnauthConns, cfg.AuthTimeout, cfg.Refusals)
+	limits := newLimiter(cfg.MaxStreams, cfg.MaxWaits, cfg.Refusals)
+	opts := append(cfg.Auth.ServerOptions(), authInterceptors()...)
+	opts = append(opts,
+		grpc.StatsHandler(guard),
+		grpc.ChainStreamInterceptor(limits.streamInterceptor()),
+		grpc.MaxConcurrentStreams(uint32(cfg.MaxStreams+cfg.MaxWaits+quickCallSlack)),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageSize),
-		grpc.ChainUnaryInterceptor(cfg.Auth.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(cfg.Auth.StreamInterceptor()),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			Time:    cfg.KeepaliveTime,
 			Timeout: cfg.KeepaliveTimeout,
@@ -104,19 +165,24 @@ func New(cfg Config) (*Server, error) {
 			MinTime:             cfg.KeepaliveTime / 2,
 			PermitWithoutStream: true,
 		}),
-	}
+	)
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
 	s := &Server{
 		cfg:    cfg,
 		log:    cfg.Logger,
-		lis:    lis,
+		lis:    guard,
 		grpc:   grpc.NewServer(opts...),
 		health: health.NewServer(),
 	}
 	pb.RegisterAuthServiceServer(s.grpc, cfg.Auth)
-	pb.RegisterQueueServiceServer(s.grpc, &queueService{broker: cfg.Broker, log: cfg.Logger.Named("queues")})
+	pb.RegisterQueueServiceServer(s.grpc, &queueService{
+		broker:   cfg.Broker,
+		log:      cfg.Logger.Named("queues"),
+		limits:   limits,
+		refusals: cfg.Refusals,
+	})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	return s, nil
@@ -124,6 +190,10 @@ func New(cfg Config) (*Server, error) {
 
 // Addr is the bound address (the real port when Listen asked for port 0).
 func (s *Server) Addr() net.Addr { return s.lis.Addr() }
+
+// Conns reports the connections open now, and how many of them have not
+// authenticated yet.
+func (s *Server) Conns() (open, unauthenticated int) { return s.lis.counts() }
 
 // Serve serves until Shutdown or Close; it returns nil after either.
 func (s *Server) Serve() error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/distq/distq/internal/queue"
+	"github.com/distq/distq/internal/ratelog"
 	pb "github.com/distq/distq/proto/distq/v1"
 )
 
@@ -22,8 +24,10 @@ const maxGetItems = 10000
 // queueService implements pb.QueueServiceServer on top of the broker.
 type queueService struct {
 	pb.UnimplementedQueueServiceServer
-	broker *queue.Broker
-	log    hclog.Logger
+	broker   *queue.Broker
+	log      hclog.Logger
+	limits   *limiter
+	refusals *ratelog.Log
 }
 
 var _ pb.QueueServiceServer = (*queueService)(nil)
@@ -61,7 +65,7 @@ func (s *queueService) Put(stream pb.QueueService_PutServer) error {
 		if err != nil {
 			return err
 		}
-		ids, err := q.Put(ctx, msgs, req.GetNowait(), millis(req.GetTimeoutMs()))
+		ids, err := s.put(ctx, q, msgs, req.GetNowait(), millis(req.GetTimeoutMs()))
 		if err != nil {
 			if len(ids) > 0 {
 				if serr := stream.Send(&pb.PutResponse{Ids: ids}); serr != nil {
@@ -74,6 +78,22 @@ func (s *queueService) Put(stream pb.QueueService_PutServer) error {
 			return err
 		}
 	}
+}
+
+// put puts msgs, and counts the batch as a waiting call (limits.go) only if
+// the queue is full and the batch has to wait for room.
+func (s *queueService) put(ctx context.Context, q *queue.Queue, msgs []queue.Message, nowait bool, timeout time.Duration) ([]uint64, error) {
+	ids, err := q.Put(ctx, msgs, true, 0)
+	if nowait || !errors.Is(err, queue.ErrFull) {
+		return ids, err
+	}
+	release, lerr := s.limits.acquire(ctx, kindWait)
+	if lerr != nil {
+		return ids, lerr
+	}
+	defer release()
+	more, err := q.Put(ctx, msgs[len(ids):], false, timeout)
+	return append(ids, more...), err
 }
 
 // Consume serves one consumer. The handler goroutine sends deliveries as
@@ -144,7 +164,8 @@ func (s *queueService) Consume(stream pb.QueueService_ConsumeServer) error {
 		refused = append(refused, toRefused(c.Extend(toExtends(req.GetExtends())))...)
 		c.Grant(int(req.GetCredit()))
 		if len(refused) > 0 {
-			log.Warn("settles refused: leases no longer held", "count", len(refused), "first_id", refused[0].GetId(), "reason", refused[0].GetReason())
+			s.refusals.Refused("settles refused", "leases no longer held", peerAddr(stream.Context()),
+				"queue", q.Name(), "count", len(refused), "first_id", refused[0].GetId(), "first_reason", refused[0].GetReason())
 			return send(&pb.ConsumeResponse{Refused: refused})
 		}
 		return nil
@@ -221,7 +242,16 @@ func (s *queueService) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetResp
 	if maxItems > maxGetItems {
 		return nil, status.Errorf(codes.InvalidArgument, "distq: max_items %d above the limit of %d", maxItems, maxGetItems)
 	}
-	ds, err := q.Get(ctx, maxItems, req.GetNowait(), millis(req.GetTimeoutMs()), req.GetAutoAck())
+	ds, err := q.Get(ctx, maxItems, true, 0, req.GetAutoAck())
+	if err == nil && len(ds) == 0 && !req.GetNowait() {
+		// Nothing ready: this Get waits, and counts as waiting.
+		release, lerr := s.limits.acquire(ctx, kindWait)
+		if lerr != nil {
+			return nil, lerr
+		}
+		ds, err = q.Get(ctx, maxItems, false, millis(req.GetTimeoutMs()), req.GetAutoAck())
+		release()
+	}
 	if errors.Is(err, queue.ErrClosed) {
 		return &pb.GetResponse{Closed: true}, nil
 	}
@@ -282,11 +312,27 @@ func (s *queueService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinR
 	if err != nil {
 		return nil, err
 	}
-	done := q.Join(ctx, millis(req.GetTimeoutMs()))
+	done := joinedNow(q)
+	if !done {
+		release, err := s.limits.acquire(ctx, kindWait)
+		if err != nil {
+			return nil, err
+		}
+		done = q.Join(ctx, millis(req.GetTimeoutMs()))
+		release()
+	}
 	if !done && ctx.Err() != nil {
 		return nil, toStatus(ctx.Err())
 	}
 	return &pb.JoinResponse{Done: done, Stats: toStats(q.Stats())}, nil
+}
+
+// joinedNow reports, without waiting, whether q has nothing unfinished: a
+// Join with a context already over checks once and returns.
+func joinedNow(q *queue.Queue) bool {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return q.Join(ctx, 0)
 }
 
 func (s *queueService) Close(ctx context.Context, req *pb.CloseRequest) (*pb.CloseResponse, error) {

@@ -74,10 +74,15 @@ func start(t *testing.T, name, bin string, args ...string) *proc {
 	return startEnv(t, name, bin, nil, args...)
 }
 
-// startEnv is start with extra environment variables ("K=V").
+// startEnv is start with extra environment variables ("K=V"). bin is a
+// name in the built binaries' folder, or an absolute path.
 func startEnv(t *testing.T, name, bin string, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: name, cmd: exec.Command(filepath.Join(binDir, bin), args...), done: make(chan struct{})}
+	path := bin
+	if !filepath.IsAbs(bin) {
+		path = filepath.Join(binDir, bin)
+	}
+	p := &proc{t: t, name: name, cmd: exec.Command(path, args...), done: make(chan struct{})}
 	if env != nil {
 		p.cmd.Env = append(os.Environ(), env...)
 	}

@@ -39,25 +39,64 @@
 // Each call carries three gRPC metadata entries (ASCII, lower-case keys):
 //
 //	distq-session: the session_id from Login, as returned (lowercase hex)
-//	distq-seq:     a decimal counter, starting at 1 and incremented by the
-//	               client for every call it makes on that session
+//	distq-seq:     the call's sequence number on the session, in decimal
+//	               (no sign, no leading zero): a counter that starts at 1
+//	               and that the client increments for every call it signs,
+//	               never reusing a value
 //	distq-mac:     lowercase hex of HMAC-SHA256(session_key,
 //	               "distq-v1 call\n" || full_method || "\n" || seq)
 //
 // where full_method is the gRPC method path, e.g.
 // "/distq.v1.QueueService/Consume", and seq is the same decimal string as in
-// distq-seq. The master refuses a seq it has seen on that session (it keeps a
-// window of the last 4096 values, so calls may arrive slightly out of order),
-// which makes a captured call's metadata impossible to replay. A streaming
-// call is checked once, when it opens.
+// distq-seq. A streaming call is checked once, when it opens. The master
+// checks every call when its headers arrive, before any of its message is
+// read.
 //
-// A call that fails this check gets UNAUTHENTICATED. If the message starts
-// with "distq: session" (unknown or expired session, for example after a
-// master restart) the client should run the handshake again and retry; any
-// other UNAUTHENTICATED is final.
+// Replays. Calls may reach the master in any order: gRPC libraries sign a
+// call before it waits for a free HTTP/2 stream, and many calls run at
+// once. The master remembers every seq it has accepted on a session and
+// refuses
+//
+//   - a seq it has already accepted (a captured call sent again), and
+//   - a seq at or below the highest seq it had accepted on that session by
+//     the time of the rotation before the last one; rotations are at least
+//     60 seconds apart, so such a call was signed more than 60 seconds
+//     before it arrived;
+//   - a seq more than about 1,048,576 (2^20) below the highest it has
+//     accepted on the session.
+//
+// So a call that arrives within 60 seconds of being signed, and within
+// 2^20 calls of the session's latest, is never refused, whatever the order
+// and the concurrency. These refusals get UNAUTHENTICATED with a message that
+// starts with "distq: replay". The call did not run; a client that sees this
+// for its own call signs it again with a new seq and sends it again.
+//
+// Refusals, by message prefix (all UNAUTHENTICATED):
+//
+//	"distq: authentication failed"  Login only: the proof was wrong (a
+//	                                wrong key) or the server_nonce unknown,
+//	                                used or expired. Final.
+//	"distq: session"                unknown or expired session, for
+//	                                example after a master restart: run
+//	                                the handshake again and retry.
+//	"distq: replay"                 see above: sign again and retry.
+//	"distq: call refused"           missing, duplicated or malformed
+//	                                metadata, or a wrong MAC: a bug in the
+//	                                client, not a wrong key. Final.
 //
 // Sessions expire after 10 minutes without a call; an open stream keeps its
 // session alive.
+//
+// # Connections and limits
+//
+// A connection on which no Login succeeds and no call with valid session
+// credentials arrives within the master's -auth-timeout (10 seconds by
+// default) is closed; so is the oldest such connection when too many wait
+// (-max-unauth-conns). A client should log in, or make its first call, as
+// soon as it connects. Health and reflection calls do not count. Past its
+// limits on open streams (-max-streams) and on waiting calls (-max-waits),
+// per connection and per session, the master answers RESOURCE_EXHAUSTED
+// with a message that names the limit.
 //
 // The MAC authenticates the opening of each call, not the bytes that follow:
 // for confidentiality and integrity of payloads, run the master with TLS.

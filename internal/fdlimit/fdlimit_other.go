@@ -1,0 +1,5 @@
+//go:build !unix
+
+package fdlimit
+
+func raise() (Limit, error) { return Limit{}, nil }
