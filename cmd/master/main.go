@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -217,10 +219,16 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.demoN > 0 && len(queues) > 0 && !(hasQueue(queues, "tasks") && hasQueue(queues, "results")) {
 		return errors.New("-demo needs the queues tasks and results")
 	}
+	idBase, leaseBase, err := incarnation()
+	if err != nil {
+		return err
+	}
 	broker, err := queue.New(queue.Config{
 		Queues:      queues,
 		LeaseTime:   m.lease,
 		MaxAttempts: m.maxAttempts,
+		IDBase:      idBase,
+		LeaseBase:   leaseBase,
 		Logger:      log.Named("queue"),
 	})
 	if err != nil {
@@ -299,6 +307,22 @@ func (m *Main) Run(ctx context.Context) error {
 	logLeftovers(log, broker)
 	log.Info("master stopped")
 	return result
+}
+
+// incarnation draws this start's id and lease bases (queue.Config.IDBase):
+// at random, so that ids and leases of two runs of a master overlap only
+// if two draws out of 2^62 fall within the items one run numbers (about
+// 1e-10 for a billion items), and a late ack from before a restart is
+// refused as unknown instead of settling another item.
+func incarnation() (idBase, leaseBase uint64, err error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return 0, 0, fmt.Errorf("drawing the id bases: %w", err)
+	}
+	// Up to 2^62 - 2^32, and at least 2^32: ids never look like the small
+	// counts of an earlier version's run.
+	const span = queue.MaxIDBase - 1<<32
+	return 1<<32 + binary.LittleEndian.Uint64(b[:8])%span, 1<<32 + binary.LittleEndian.Uint64(b[8:])%span, nil
 }
 
 // fdReserve is how many open files the master keeps for itself beyond its

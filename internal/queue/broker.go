@@ -51,9 +51,22 @@ type Config struct {
 	ScanInterval time.Duration
 	// Clock tells the time. Default: the system clock.
 	Clock clock.Clock
+	// IDBase and LeaseBase name this incarnation of the queues: item ids
+	// count up from IDBase+1 and lease ids from LeaseBase+1, in every
+	// queue. A master draws both at random at every start (up to
+	// MaxIDBase), so that a settle naming a lease of an earlier
+	// incarnation, a late ack from before a restart, is refused rather than
+	// taken for a lease of this one: with ids counted from 1 each time, an
+	// old holder's ack of item 1, lease 1 settled a different item. Default
+	// 0 (ids from 1).
+	IDBase, LeaseBase uint64
 	// Logger receives the broker's logs. Default: a null logger.
 	Logger hclog.Logger
 }
+
+// MaxIDBase bounds Config.IDBase and LeaseBase, leaving 2^62 ids and
+// leases to count up before a counter could wrap.
+const MaxIDBase = 1 << 62
 
 // DefaultQueues are the recipe's two queues.
 func DefaultQueues() []QueueConfig {
@@ -98,6 +111,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
+	}
+	if c.IDBase > MaxIDBase || c.LeaseBase > MaxIDBase {
+		return fmt.Errorf("%w: id base %d or lease base %d above %d", ErrInvalid, c.IDBase, c.LeaseBase, uint64(MaxIDBase))
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()

@@ -194,7 +194,9 @@ func newQueue(b *Broker, name string, maxSize, idx int) *Queue {
 		name:      name,
 		idx:       idx,
 		maxSize:   maxSize,
-		winBase:   1,
+		nextID:    b.cfg.IDBase,
+		nextLease: b.cfg.LeaseBase,
+		winBase:   b.cfg.LeaseBase + 1,
 		consumers: make(map[*Consumer]struct{}),
 	}
 }

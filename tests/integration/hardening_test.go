@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -25,6 +26,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/distq/distq"
 	"github.com/distq/distq/internal/auth"
 	pb "github.com/distq/distq/proto/distq/v1"
 )
@@ -450,4 +452,55 @@ func grepLines(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// Issue 8.5: a late ack from before a master restart cannot settle an item
+// of the new master, even when both masters number their first item and
+// lease alike.
+func TestLateAckAfterRestartRefused(t *testing.T) {
+	key := writeKey(t, testKey)
+	m1, addr := startMaster(t, key)
+	ctx := ctxTimeout(t, 2*time.Minute)
+	old := dial(t, addr, testKey)
+	if _, err := old.Queue("tasks").Put(ctx, []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	late, err := old.Queue("tasks").Lease(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	m1.cmd.Process.Kill()
+	m1.wait(time.Minute)
+	m2 := start(t, "master2", "master", "-listen", addr, "-authkey-file", key)
+	m2.waitLine("master serving", 30*time.Second)
+
+	fresh := dial(t, addr, testKey)
+	if _, err := fresh.Queue("tasks").Put(ctx, []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	held, err := fresh.Queue("tasks").Lease(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("before the restart: item %d; after: item %d", late.ID, held.ID)
+
+	// The old holder's client logs in again by itself; its ack is refused.
+	if err := late.Reply(ctx, "results", []byte("reply-for-OLD")); !errors.Is(err, distq.ErrLeaseLost) {
+		t.Fatalf("late ack from before the restart: %v; want ErrLeaseLost", err)
+	}
+	if err := held.Reply(ctx, "results", []byte("reply-for-NEW")); err != nil {
+		t.Fatalf("the real holder's ack: %v", err)
+	}
+	r, err := fresh.Queue("results").GetNowait(ctx)
+	if err != nil || string(r.Payload) != "reply-for-NEW" || r.ReplyTo != held.ID {
+		t.Fatalf("result %+v, %v; want the new holder's reply to item %d", r, err, held.ID)
+	}
+	if _, err := fresh.Queue("results").GetNowait(ctx); !errors.Is(err, distq.ErrEmpty) {
+		t.Fatalf("a second result: %v", err)
+	}
+	st, err := fresh.Queue("tasks").Stats(ctx)
+	if err != nil || st.AckedTotal != 1 || st.RefusedTotal != 1 {
+		t.Fatalf("stats %+v, %v; want 1 ack and 1 refused", st, err)
+	}
 }
