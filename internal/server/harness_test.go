@@ -38,7 +38,7 @@ type masterConfig struct {
 	Queues         []queue.QueueConfig
 	LeaseTime      time.Duration
 	MaxAttempts    int
-	Clock          *clock.Manual // set: the scan loop never runs; call ExpireLeases
+	Clock          *clock.Manual // set: no scan loop; call ExpireLeases, PromoteDelayed
 	MaxMessageSize int
 }
 
@@ -62,7 +62,7 @@ func startMaster(t testing.TB, mc masterConfig) *master {
 	qcfg := queue.Config{Queues: mc.Queues, LeaseTime: mc.LeaseTime, MaxAttempts: mc.MaxAttempts, Logger: log.Named("broker")}
 	if mc.Clock != nil {
 		qcfg.Clock = mc.Clock
-		qcfg.ScanInterval = time.Hour
+		qcfg.ManualScan = true
 	}
 	b, err := queue.New(qcfg)
 	if err != nil {
