@@ -151,6 +151,8 @@ func validateRetry(lo, hi time.Duration) error {
 	switch {
 	case lo <= 0:
 		return fmt.Errorf("%w: retry min %v is not positive", ErrInvalid, lo)
+	case lo > MaxRetryDelay:
+		return fmt.Errorf("%w: retry min %v is above %v", ErrInvalid, lo, MaxRetryDelay)
 	case hi < lo:
 		return fmt.Errorf("%w: retry max %v is below retry min %v", ErrInvalid, hi, lo)
 	case hi > MaxRetryDelay:

@@ -40,8 +40,8 @@ type mItem struct {
 	owner    *mConsumer // nil for a lease taken by Get
 	deadline int64
 	due      int64 // when delayed
-	acks     int // times acknowledged (auto-ack included)
-	replies  int // replies put for it
+	acks     int   // times acknowledged (auto-ack included)
+	replies  int   // replies put for it
 }
 
 type mConsumer struct {
