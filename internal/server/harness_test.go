@@ -38,6 +38,8 @@ type masterConfig struct {
 	Queues         []queue.QueueConfig
 	LeaseTime      time.Duration
 	MaxAttempts    int
+	RetryMin       time.Duration
+	RetryMax       time.Duration
 	Clock          *clock.Manual // set: no scan loop; call ExpireLeases, PromoteDelayed
 	MaxMessageSize int
 }
@@ -59,7 +61,8 @@ type master struct {
 func startMaster(t testing.TB, mc masterConfig) *master {
 	t.Helper()
 	log := testLogger(t)
-	qcfg := queue.Config{Queues: mc.Queues, LeaseTime: mc.LeaseTime, MaxAttempts: mc.MaxAttempts, Logger: log.Named("broker")}
+	qcfg := queue.Config{Queues: mc.Queues, LeaseTime: mc.LeaseTime, MaxAttempts: mc.MaxAttempts,
+		RetryMin: mc.RetryMin, RetryMax: mc.RetryMax, Logger: log.Named("broker")}
 	if mc.Clock != nil {
 		qcfg.Clock = mc.Clock
 		qcfg.ManualScan = true
