@@ -27,7 +27,7 @@ func TestRetryAfter(t *testing.T) {
 		{RetryAfter(0, cause), 0},
 		{RetryAfter(-time.Second, cause), 0},
 		{RetryAfter(time.Nanosecond, cause), 1},
-		{RetryAfter(1500 * time.Millisecond, cause), 1500},
+		{RetryAfter(1500*time.Millisecond, cause), 1500},
 		{RetryAfter(48*time.Hour, cause), 48 * 3600 * 1000}, // the master caps it
 		{fmt.Errorf("wrapped: %w", RetryAfter(time.Second, cause)), 1000},
 		{Permanent(RetryAfter(time.Second, cause)), 1000},
