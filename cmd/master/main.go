@@ -56,6 +56,8 @@ type Main struct {
 	queues          queueFlags
 	lease           time.Duration
 	maxAttempts     int
+	retryMin        time.Duration
+	retryMax        time.Duration
 	maxMessageSize  int
 	shutdownTimeout time.Duration
 	tlsCert         string
@@ -76,7 +78,8 @@ func NewMain(stdout, stderr io.Writer) *Main {
 	return &Main{stdout: stdout, stderr: stderr}
 }
 
-// queueFlags collects repeated -queue NAME[:MAXSIZE] flags.
+// queueFlags collects repeated -queue NAME[:MAXSIZE][,retry-min=D][,retry-max=D]
+// flags.
 type queueFlags []queue.QueueConfig
 
 func (q *queueFlags) String() string {
@@ -86,12 +89,19 @@ func (q *queueFlags) String() string {
 		if c.MaxSize > 0 {
 			parts[i] += ":" + strconv.Itoa(c.MaxSize)
 		}
+		if c.RetryMin > 0 {
+			parts[i] += ",retry-min=" + c.RetryMin.String()
+		}
+		if c.RetryMax > 0 {
+			parts[i] += ",retry-max=" + c.RetryMax.String()
+		}
 	}
-	return strings.Join(parts, ",")
+	return strings.Join(parts, " ")
 }
 
 func (q *queueFlags) Set(v string) error {
-	name, size, hasSize := strings.Cut(v, ":")
+	head, opts, hasOpts := strings.Cut(v, ",")
+	name, size, hasSize := strings.Cut(head, ":")
 	c := queue.QueueConfig{Name: name}
 	if hasSize {
 		n, err := strconv.Atoi(size)
@@ -103,6 +113,28 @@ func (q *queueFlags) Set(v string) error {
 	if err := queue.ValidateName(name); err != nil {
 		return err
 	}
+	for hasOpts {
+		var opt string
+		opt, opts, hasOpts = strings.Cut(opts, ",")
+		key, val, ok := strings.Cut(opt, "=")
+		var dst *time.Duration
+		switch key {
+		case "retry-min":
+			dst = &c.RetryMin
+		case "retry-max":
+			dst = &c.RetryMax
+		default:
+			return fmt.Errorf("queue %q: unknown option %q (want retry-min=DURATION or retry-max=DURATION)", name, opt)
+		}
+		d, err := time.ParseDuration(val)
+		switch {
+		case !ok || err != nil || d <= 0:
+			return fmt.Errorf("queue %q: %s %q is not a positive duration such as 250ms or 1m", name, key, val)
+		case *dst != 0:
+			return fmt.Errorf("queue %q: %s given twice", name, key)
+		}
+		*dst = d
+	}
 	*q = append(*q, c)
 	return nil
 }
@@ -113,9 +145,11 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.SetOutput(m.stderr)
 	fs.StringVar(&m.listen, "listen", ":4000", "`host:port` to serve on (port 0 picks a free port)")
 	fs.StringVar(&m.authkeyFile, "authkey-file", "", "`file` holding the shared authkey (else $"+auth.EnvKeyFile+" or $"+auth.EnvKey+")")
-	fs.Var(&m.queues, "queue", "queue to serve, as `name[:maxsize]`; repeat for more (default tasks and results, unbounded)")
+	fs.Var(&m.queues, "queue", "queue to serve, as `name[:maxsize][,retry-min=D][,retry-max=D]`; repeat for more (default tasks and results, unbounded)")
 	fs.DurationVar(&m.lease, "lease", queue.DefaultLeaseTime, "how long a slave may hold a task without acking or extending it")
 	fs.IntVar(&m.maxAttempts, "max-attempts", queue.DefaultMaxAttempts, "deliveries of a task before it moves to <queue>.dead")
+	fs.DurationVar(&m.retryMin, "retry-min", queue.DefaultRetryMin, "wait before the first retry of a failed task, doubled for each retry after")
+	fs.DurationVar(&m.retryMax, "retry-max", 0, "longest wait before a retry (default "+queue.DefaultRetryMax.String()+", or -retry-min if that is longer)")
 	fs.IntVar(&m.maxMessageSize, "max-message-size", server.DefaultMaxMessageSize, "largest message in `bytes` a peer may send")
 	fs.DurationVar(&m.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long slaves get to finish the tasks they hold")
 	fs.StringVar(&m.tlsCert, "tls-cert", "", "PEM certificate `file`; enables TLS with -tls-key")
@@ -149,7 +183,32 @@ func (m *Main) ParseFlags(args []string) error {
 	if m.shutdownTimeout < 0 {
 		return fmt.Errorf("-shutdown-timeout %v is negative", m.shutdownTimeout)
 	}
+	if m.retryMin <= 0 || m.retryMin > queue.MaxRetryDelay {
+		return fmt.Errorf("-retry-min %v: want more than 0 and at most %v", m.retryMin, queue.MaxRetryDelay)
+	}
+	if m.retryMax != 0 && (m.retryMax < m.retryMin || m.retryMax > queue.MaxRetryDelay) {
+		return fmt.Errorf("-retry-max %v: want from -retry-min (%v) to %v", m.retryMax, m.retryMin, queue.MaxRetryDelay)
+	}
+	// The rest (a queue's retry bounds against the master's, the lease, the
+	// attempts) is checked as the broker will check it, so that it too is
+	// a bad flag rather than a failure to start.
+	cfg := m.brokerConfig(nil)
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// brokerConfig is the broker's configuration from the flags.
+func (m *Main) brokerConfig(log hclog.Logger) queue.Config {
+	return queue.Config{
+		Queues:      []queue.QueueConfig(m.queues),
+		LeaseTime:   m.lease,
+		MaxAttempts: m.maxAttempts,
+		RetryMin:    m.retryMin,
+		RetryMax:    m.retryMax,
+		Logger:      log,
+	}
 }
 
 // Run serves until ctx ends or, with -demo, until the demo is over. With
@@ -189,12 +248,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.demoN > 0 && len(queues) > 0 && !(hasQueue(queues, "tasks") && hasQueue(queues, "results")) {
 		return errors.New("-demo needs the queues tasks and results")
 	}
-	broker, err := queue.New(queue.Config{
-		Queues:      queues,
-		LeaseTime:   m.lease,
-		MaxAttempts: m.maxAttempts,
-		Logger:      log.Named("queue"),
-	})
+	broker, err := queue.New(m.brokerConfig(log.Named("queue")))
 	if err != nil {
 		return err
 	}
@@ -230,8 +284,10 @@ func (m *Main) Run(ctx context.Context) error {
 	for _, q := range broker.Queues() {
 		names = append(names, q.Name())
 	}
+	retryMin, retryMax := broker.RetryBackoff()
 	log.Info("master serving", "addr", srv.Addr().String(), "queues", strings.Join(names, ","),
-		"lease", m.lease, "max_attempts", broker.MaxAttempts(), "tls", tlsCfg != nil)
+		"lease", m.lease, "max_attempts", broker.MaxAttempts(), "retry_min", retryMin, "retry_max", retryMax,
+		"queue_retry", queueRetries(broker), "tls", tlsCfg != nil)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()
 
@@ -278,12 +334,29 @@ func hasQueue(qs []queue.QueueConfig, name string) bool {
 	return false
 }
 
-// logLeftovers says plainly what an in-memory master loses at exit.
+// queueRetries lists the queues whose retry backoff is not the master's,
+// as "name=min..max", or says "none".
+func queueRetries(b *queue.Broker) string {
+	lo, hi := b.RetryBackoff()
+	var out []string
+	for _, q := range b.Queues() {
+		if qlo, qhi := q.RetryBackoff(); !q.IsDead() && (qlo != lo || qhi != hi) {
+			out = append(out, fmt.Sprintf("%s=%v..%v", q.Name(), qlo, qhi))
+		}
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ",")
+}
+
+// logLeftovers says plainly what an in-memory master loses at exit: the
+// items ready, leased, or delayed before a retry.
 func logLeftovers(log hclog.Logger, b *queue.Broker) {
 	for _, q := range b.Queues() {
 		st := q.Stats()
-		if n := st.Ready + st.Leased; n > 0 {
-			log.Warn("items dropped at exit: queues are in memory", "queue", st.Name, "items", n)
+		if n := st.Ready + st.Leased + st.Delayed; n > 0 {
+			log.Warn("items dropped at exit: queues are in memory", "queue", st.Name, "items", n, "delayed", st.Delayed)
 		}
 	}
 }

@@ -276,6 +276,10 @@ func (b *Broker) LeaseTime() time.Duration { return b.cfg.LeaseTime }
 // MaxAttempts is the configured number of deliveries before dead-lettering.
 func (b *Broker) MaxAttempts() int { return b.cfg.MaxAttempts }
 
+// RetryBackoff returns the master's bounds of the retry backoff; a queue
+// may have its own (Queue.RetryBackoff).
+func (b *Broker) RetryBackoff() (min, max time.Duration) { return b.cfg.RetryMin, b.cfg.RetryMax }
+
 func (b *Broker) now() int64 { return b.cfg.Clock.Now().UnixNano() }
 
 // scanLoop is the single background job: it returns expired leases to
