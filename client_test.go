@@ -282,9 +282,17 @@ func TestLeaseAndSettle(t *testing.T) {
 		t.Fatalf("after Release: %+v, %v", b, err)
 	}
 
-	// Fail: retried with the next attempt, the error kept.
+	// Fail: retried with the next attempt once its backoff is over, the
+	// error kept.
 	if err := b.Fail(ctx, errors.New("flaky")); err != nil {
 		t.Fatal(err)
+	}
+	if st := m.stats("tasks"); st.Delayed != 1 || st.Ready != 1 {
+		t.Fatalf("after Fail: %+v", st)
+	}
+	clock.Advance(queue.DefaultRetryMin)
+	if n := m.broker.PromoteDelayed(); n != 1 {
+		t.Fatalf("%d retries due after the first backoff, want 1", n)
 	}
 	if peek, err := tasks.Peek(ctx, 0, 1); err != nil || len(peek) != 1 || peek[0].Error != "flaky" {
 		t.Fatalf("Peek after Fail: %+v, %v", peek, err)
@@ -345,7 +353,7 @@ func TestLeaseAndSettle(t *testing.T) {
 }
 
 func TestDeadAndRequeue(t *testing.T) {
-	m := startMaster(t, masterConfig{MaxAttempts: 2})
+	m := startMaster(t, masterConfig{MaxAttempts: 2, RetryMin: time.Millisecond})
 	c := m.dial(t)
 	ctx := testContext(t)
 	tasks := c.Queue("tasks")
@@ -355,7 +363,7 @@ func TestDeadAndRequeue(t *testing.T) {
 	// Two failed attempts of "retried", one permanent failure of
 	// "hopeless".
 	for range 3 {
-		task, err := tasks.Lease(ctx, time.Second)
+		task, err := tasks.Lease(ctx, 0) // the retry comes after its backoff
 		if err != nil {
 			t.Fatal(err)
 		}

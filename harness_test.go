@@ -32,7 +32,9 @@ type masterConfig struct {
 	Queues         []queue.QueueConfig
 	LeaseTime      time.Duration
 	MaxAttempts    int
-	Clock          *clock.Manual // set: leases expire only by ExpireLeases
+	RetryMin       time.Duration
+	RetryMax       time.Duration
+	Clock          *clock.Manual // set: no scan loop; call ExpireLeases, PromoteDelayed
 	MaxMessageSize int
 	Listen         string // default 127.0.0.1:0
 }
@@ -53,10 +55,11 @@ type testMaster struct {
 func startMaster(t testing.TB, mc masterConfig) *testMaster {
 	t.Helper()
 	log := testLogger(t, "master")
-	qcfg := queue.Config{Queues: mc.Queues, LeaseTime: mc.LeaseTime, MaxAttempts: mc.MaxAttempts, Logger: log.Named("broker")}
+	qcfg := queue.Config{Queues: mc.Queues, LeaseTime: mc.LeaseTime, MaxAttempts: mc.MaxAttempts,
+		RetryMin: mc.RetryMin, RetryMax: mc.RetryMax, Logger: log.Named("broker")}
 	if mc.Clock != nil {
 		qcfg.Clock = mc.Clock
-		qcfg.ScanInterval = time.Hour
+		qcfg.ManualScan = true
 	}
 	b, err := queue.New(qcfg)
 	if err != nil {

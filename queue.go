@@ -124,9 +124,11 @@ func (t *Task) Reply(ctx context.Context, replyQueue string, reply []byte) error
 	return t.settler.ack(ctx, t, reply, replyQueue)
 }
 
-// Fail returns the task with err, to be retried; after the master's max
-// attempts it moves to the dead-letter queue. Wrap err with Permanent to
-// dead-letter it at once.
+// Fail returns the task with err, to be retried after the queue's backoff
+// (the master's -retry-min, doubled with every attempt up to -retry-max);
+// after the master's max attempts it moves to the dead-letter queue. Wrap
+// err with RetryAfter to choose the delay, or with Permanent to dead-letter
+// it at once.
 //
 // A nil err is taken as a failure without a message (it used to panic
 // when the reason was sent).
@@ -354,7 +356,7 @@ func (s unarySettler) ack(ctx context.Context, t *Task, reply []byte, replyQueue
 func (s unarySettler) nack(ctx context.Context, t *Task, cause error, action pb.NackAction) error {
 	var resp *pb.NackResponse
 	err := s.q.c.call(ctx, func(ctx context.Context) (err error) {
-		resp, err = s.q.c.qs.Nack(ctx, &pb.NackRequest{Queue: s.q.name, Nacks: []*pb.Nack{{Id: t.ID, Lease: t.lease, Error: cause.Error(), Action: action}}})
+		resp, err = s.q.c.qs.Nack(ctx, &pb.NackRequest{Queue: s.q.name, Nacks: []*pb.Nack{{Id: t.ID, Lease: t.lease, Error: cause.Error(), Action: action, DelayMs: retryDelayMs(cause)}}})
 		return err
 	})
 	return refusedErr(err, resp.GetRefused())

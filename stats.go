@@ -7,6 +7,7 @@ type Stats struct {
 	Name      string
 	Ready     int // qsize
 	Leased    int // delivered, not yet settled
+	Delayed   int // failed, waiting out the delay before their retry
 	Dead      int // in "<name>.dead"
 	Consumers int
 	MaxSize   int // 0: unbounded
@@ -22,6 +23,7 @@ func statsFromPB(s *pb.QueueStats) Stats {
 		Name:             s.GetName(),
 		Ready:            int(s.GetReady()),
 		Leased:           int(s.GetLeased()),
+		Delayed:          int(s.GetDelayed()),
 		Dead:             int(s.GetDead()),
 		Consumers:        int(s.GetConsumers()),
 		MaxSize:          int(s.GetMaxsize()),

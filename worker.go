@@ -265,7 +265,7 @@ func (w *Worker) runJob(ctx, hctx context.Context, j job) {
 				action = pb.NackAction_NACK_ACTION_DEAD
 			}
 			w.log.Warn("task failed", "id", t.ID, "attempt", t.Attempt, "error", err, "permanent", action == pb.NackAction_NACK_ACTION_DEAD)
-			st.nacks = append(st.nacks, &pb.Nack{Id: t.ID, Lease: t.lease, Error: err.Error(), Action: action})
+			st.nacks = append(st.nacks, &pb.Nack{Id: t.ID, Lease: t.lease, Error: err.Error(), Action: action, DelayMs: retryDelayMs(err)})
 		} else {
 			st.ack(t, reply, replies)
 		}

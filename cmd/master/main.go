@@ -60,6 +60,8 @@ type Main struct {
 	queues          queueFlags
 	lease           time.Duration
 	maxAttempts     int
+	retryMin        time.Duration
+	retryMax        time.Duration
 	maxMessageSize  int
 	authTimeout     time.Duration
 	maxConns        int
@@ -86,7 +88,8 @@ func NewMain(stdout, stderr io.Writer) *Main {
 	return &Main{stdout: stdout, stderr: stderr}
 }
 
-// queueFlags collects repeated -queue NAME[:MAXSIZE] flags.
+// queueFlags collects repeated -queue NAME[:MAXSIZE][,retry-min=D][,retry-max=D]
+// flags.
 type queueFlags []queue.QueueConfig
 
 func (q *queueFlags) String() string {
@@ -96,12 +99,19 @@ func (q *queueFlags) String() string {
 		if c.MaxSize > 0 {
 			parts[i] += ":" + strconv.Itoa(c.MaxSize)
 		}
+		if c.RetryMin > 0 {
+			parts[i] += ",retry-min=" + c.RetryMin.String()
+		}
+		if c.RetryMax > 0 {
+			parts[i] += ",retry-max=" + c.RetryMax.String()
+		}
 	}
-	return strings.Join(parts, ",")
+	return strings.Join(parts, " ")
 }
 
 func (q *queueFlags) Set(v string) error {
-	name, size, hasSize := strings.Cut(v, ":")
+	head, opts, hasOpts := strings.Cut(v, ",")
+	name, size, hasSize := strings.Cut(head, ":")
 	c := queue.QueueConfig{Name: name}
 	if hasSize {
 		n, err := strconv.Atoi(size)
@@ -113,6 +123,28 @@ func (q *queueFlags) Set(v string) error {
 	if err := queue.ValidateName(name); err != nil {
 		return err
 	}
+	for hasOpts {
+		var opt string
+		opt, opts, hasOpts = strings.Cut(opts, ",")
+		key, val, ok := strings.Cut(opt, "=")
+		var dst *time.Duration
+		switch key {
+		case "retry-min":
+			dst = &c.RetryMin
+		case "retry-max":
+			dst = &c.RetryMax
+		default:
+			return fmt.Errorf("queue %q: unknown option %q (want retry-min=DURATION or retry-max=DURATION)", name, opt)
+		}
+		d, err := time.ParseDuration(val)
+		switch {
+		case !ok || err != nil || d <= 0:
+			return fmt.Errorf("queue %q: %s %q is not a positive duration such as 250ms or 1m", name, key, val)
+		case *dst != 0:
+			return fmt.Errorf("queue %q: %s given twice", name, key)
+		}
+		*dst = d
+	}
 	*q = append(*q, c)
 	return nil
 }
@@ -123,9 +155,11 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.SetOutput(m.stderr)
 	fs.StringVar(&m.listen, "listen", ":4000", "`host:port` to serve on (port 0 picks a free port)")
 	fs.StringVar(&m.authkeyFile, "authkey-file", "", "`file` holding the shared authkey (else $"+auth.EnvKeyFile+" or $"+auth.EnvKey+")")
-	fs.Var(&m.queues, "queue", "queue to serve, as `name[:maxsize]`; repeat for more (default tasks and results, unbounded)")
+	fs.Var(&m.queues, "queue", "queue to serve, as `name[:maxsize][,retry-min=D][,retry-max=D]`; repeat for more (default tasks and results, unbounded)")
 	fs.DurationVar(&m.lease, "lease", queue.DefaultLeaseTime, "how long a slave may hold a task without acking or extending it")
 	fs.IntVar(&m.maxAttempts, "max-attempts", queue.DefaultMaxAttempts, "deliveries of a task before it moves to <queue>.dead")
+	fs.DurationVar(&m.retryMin, "retry-min", queue.DefaultRetryMin, "wait before the first retry of a failed task, doubled for each retry after")
+	fs.DurationVar(&m.retryMax, "retry-max", 0, "longest wait before a retry (default "+queue.DefaultRetryMax.String()+", or -retry-min if that is longer)")
 	fs.IntVar(&m.maxMessageSize, "max-message-size", server.DefaultMaxMessageSize, "largest message in `bytes` a peer may send")
 	fs.DurationVar(&m.authTimeout, "auth-timeout", server.DefaultAuthTimeout, "close a connection that has not authenticated within this time")
 	fs.IntVar(&m.maxConns, "max-conns", server.DefaultMaxConns, "most connections open at once (lowered to fit the open-file limit); past it a new connection is refused")
@@ -179,7 +213,32 @@ func (m *Main) ParseFlags(args []string) error {
 			return fmt.Errorf("%s %d: want 1 to %d", f.name, f.v, 1<<24)
 		}
 	}
+	if m.retryMin <= 0 || m.retryMin > queue.MaxRetryDelay {
+		return fmt.Errorf("-retry-min %v: want more than 0 and at most %v", m.retryMin, queue.MaxRetryDelay)
+	}
+	if m.retryMax != 0 && (m.retryMax < m.retryMin || m.retryMax > queue.MaxRetryDelay) {
+		return fmt.Errorf("-retry-max %v: want from -retry-min (%v) to %v", m.retryMax, m.retryMin, queue.MaxRetryDelay)
+	}
+	// The rest (a queue's retry bounds against the master's, the lease, the
+	// attempts) is checked as the broker will check it, so that it too is
+	// a bad flag rather than a failure to start.
+	cfg := m.brokerConfig(nil)
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// brokerConfig is the broker's configuration from the flags.
+func (m *Main) brokerConfig(log hclog.Logger) queue.Config {
+	return queue.Config{
+		Queues:      []queue.QueueConfig(m.queues),
+		LeaseTime:   m.lease,
+		MaxAttempts: m.maxAttempts,
+		RetryMin:    m.retryMin,
+		RetryMax:    m.retryMax,
+		Logger:      log,
+	}
 }
 
 // Run serves until ctx ends or, with -demo, until the demo is over. With
@@ -223,14 +282,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	broker, err := queue.New(queue.Config{
-		Queues:      queues,
-		LeaseTime:   m.lease,
-		MaxAttempts: m.maxAttempts,
-		IDBase:      idBase,
-		LeaseBase:   leaseBase,
-		Logger:      log.Named("queue"),
-	})
+	bcfg := m.brokerConfig(log.Named("queue"))
+	bcfg.IDBase, bcfg.LeaseBase = idBase, leaseBase
+	broker, err := queue.New(bcfg)
 	if err != nil {
 		return err
 	}
@@ -281,8 +335,10 @@ func (m *Main) Run(ctx context.Context) error {
 	for _, q := range broker.Queues() {
 		names = append(names, q.Name())
 	}
+	retryMin, retryMax := broker.RetryBackoff()
 	log.Info("master serving", "addr", srv.Addr().String(), "queues", strings.Join(names, ","),
-		"lease", m.lease, "max_attempts", broker.MaxAttempts(), "tls", tlsCfg != nil,
+		"lease", m.lease, "max_attempts", broker.MaxAttempts(), "retry_min", retryMin, "retry_max", retryMax,
+		"queue_retry", queueRetries(broker), "tls", tlsCfg != nil,
 		"max_conns", maxConns, "max_unauth_conns", maxUnauth, "auth_timeout", m.authTimeout,
 		"max_streams", m.maxStreams, "max_waits", m.maxWaits)
 	serveErr := make(chan error, 1)
@@ -374,12 +430,29 @@ func hasQueue(qs []queue.QueueConfig, name string) bool {
 	return false
 }
 
-// logLeftovers says plainly what an in-memory master loses at exit.
+// queueRetries lists the queues whose retry backoff is not the master's,
+// as "name=min..max", or says "none".
+func queueRetries(b *queue.Broker) string {
+	lo, hi := b.RetryBackoff()
+	var out []string
+	for _, q := range b.Queues() {
+		if qlo, qhi := q.RetryBackoff(); !q.IsDead() && (qlo != lo || qhi != hi) {
+			out = append(out, fmt.Sprintf("%s=%v..%v", q.Name(), qlo, qhi))
+		}
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ",")
+}
+
+// logLeftovers says plainly what an in-memory master loses at exit: the
+// items ready, leased, or delayed before a retry.
 func logLeftovers(log hclog.Logger, b *queue.Broker) {
 	for _, q := range b.Queues() {
 		st := q.Stats()
-		if n := st.Ready + st.Leased; n > 0 {
-			log.Warn("items dropped at exit: queues are in memory", "queue", st.Name, "items", n)
+		if n := st.Ready + st.Leased + st.Delayed; n > 0 {
+			log.Warn("items dropped at exit: queues are in memory", "queue", st.Name, "items", n, "delayed", st.Delayed)
 		}
 	}
 }

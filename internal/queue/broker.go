@@ -1,16 +1,19 @@
 // Package queue is the master's core: named in-memory queues whose items are
 // leased to consumers until settled, with bounded puts, credit-based delivery,
-// lease expiry, retries, dead-letter queues and join. It knows nothing of the
-// network; the gRPC edge (internal/server) maps its errors to status codes.
+// lease expiry, retries with backoff, dead-letter queues and join. It knows
+// nothing of the network; the gRPC edge (internal/server) maps its errors to
+// status codes.
 package queue
 
 import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -25,13 +28,24 @@ const DeadSuffix = ".dead"
 const (
 	DefaultLeaseTime   = 30 * time.Second
 	DefaultMaxAttempts = 5
+	DefaultRetryMin    = 500 * time.Millisecond
+	DefaultRetryMax    = 60 * time.Second
 )
+
+// MaxRetryDelay bounds every retry delay: a backoff's maximum, and the
+// delay a nack asks for.
+const MaxRetryDelay = 24 * time.Hour
 
 // QueueConfig declares one named queue.
 type QueueConfig struct {
 	Name string
 	// MaxSize bounds the number of ready items; 0 means unbounded.
 	MaxSize int
+	// RetryMin and RetryMax override the master's retry backoff (see
+	// Config) for this queue and its dead-letter queue. Zero takes the
+	// master's; a zero RetryMax under a RetryMin above the master's maximum
+	// takes that RetryMin.
+	RetryMin, RetryMax time.Duration
 }
 
 // Config configures a Broker.
@@ -44,11 +58,26 @@ type Config struct {
 	// MaxAttempts is how many deliveries an item gets before it is moved to
 	// its dead-letter queue. Default 5.
 	MaxAttempts int
-	// ScanInterval is how often expired leases are looked for. Default: a
-	// tenth of LeaseTime, between 5 ms and 1 s. The scan runs on a real
-	// ticker even with a clock.Manual: tests that expire leases by calling
-	// ExpireLeases themselves set a long ScanInterval.
+	// RetryMin and RetryMax bound the backoff of an item nacked for a retry
+	// without a delay of its own: after its k-th delivery it waits between
+	// d/2 and d, d = min(RetryMax, RetryMin·2^(k-1)), before it is ready
+	// again (see backoff). Defaults 500 ms and 60 s (or RetryMin, if that is
+	// longer); RetryMax may not exceed MaxRetryDelay. A queue may override
+	// both. Only nacks wait: an expired lease or a lost consumer's item
+	// comes back at once (see Queue.giveBack).
+	RetryMin, RetryMax time.Duration
+	// ScanInterval is the longest the scan loop sleeps. The loop wakes at
+	// the earliest deadline (a lease's or a delayed item's), so this only
+	// bounds how late a deadline is seen if the wall clock steps forward
+	// (deadlines are wall-clock times; timers are not). Default: a tenth of
+	// LeaseTime, between 5 ms and 1 s.
 	ScanInterval time.Duration
+	// ManualScan starts no scan loop: leases expire and delayed items become
+	// ready only when the caller calls ExpireLeases and PromoteDelayed.
+	// Tests on a clock.Manual set it, so that nothing moves behind their
+	// back: the loop sleeps on real timers, and would act whenever it woke
+	// after the test moved the clock.
+	ManualScan bool
 	// Clock tells the time. Default: the system clock.
 	Clock clock.Clock
 	// IDBase and LeaseBase name this incarnation of the queues: item ids
@@ -78,6 +107,15 @@ func (c *Config) Validate() error {
 	if len(c.Queues) == 0 {
 		c.Queues = DefaultQueues()
 	}
+	if c.RetryMin == 0 {
+		c.RetryMin = DefaultRetryMin
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = max(DefaultRetryMax, c.RetryMin)
+	}
+	if err := validateRetry(c.RetryMin, c.RetryMax); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for _, q := range c.Queues {
 		if err := ValidateName(q.Name); err != nil {
@@ -90,6 +128,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: queue %q declared twice", ErrInvalid, q.Name)
 		}
 		seen[q.Name] = true
+		if err := validateRetry(c.retryOf(q)); err != nil {
+			return fmt.Errorf("queue %q: %w", q.Name, err)
+		}
 	}
 	if c.LeaseTime == 0 {
 		c.LeaseTime = DefaultLeaseTime
@@ -121,6 +162,38 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// validateRetry checks the bounds of a retry backoff.
+func validateRetry(lo, hi time.Duration) error {
+	switch {
+	case lo <= 0:
+		return fmt.Errorf("%w: retry min %v is not positive", ErrInvalid, lo)
+	case lo > MaxRetryDelay:
+		return fmt.Errorf("%w: retry min %v is above %v", ErrInvalid, lo, MaxRetryDelay)
+	case hi < lo:
+		return fmt.Errorf("%w: retry max %v is below retry min %v", ErrInvalid, hi, lo)
+	case hi > MaxRetryDelay:
+		return fmt.Errorf("%w: retry max %v is above %v", ErrInvalid, hi, MaxRetryDelay)
+	}
+	return nil
+}
+
+// retryOf returns the backoff bounds of queue qc: its own, else the
+// master's. A queue that raises only the minimum above the master's
+// maximum gets a fixed delay rather than an error: a maximum below the
+// minimum cannot be what was meant.
+func (c *Config) retryOf(qc QueueConfig) (lo, hi time.Duration) {
+	lo, hi = c.RetryMin, c.RetryMax
+	if qc.RetryMin != 0 {
+		lo = qc.RetryMin
+	}
+	if qc.RetryMax != 0 {
+		hi = qc.RetryMax
+	} else {
+		hi = max(hi, lo)
+	}
+	return lo, hi
+}
+
 // ValidateName checks a queue name declared by the operator.
 func ValidateName(name string) error {
 	switch {
@@ -140,7 +213,7 @@ func ValidateName(name string) error {
 }
 
 // Broker hosts the named queues and runs the one background loop that
-// expires leases.
+// expires leases and makes delayed items ready.
 type Broker struct {
 	cfg    Config
 	log    hclog.Logger
@@ -150,12 +223,18 @@ type Broker struct {
 	mu       sync.Mutex
 	draining bool
 
+	// wakeAt is when the scan loop will next scan (unix nanoseconds), or
+	// math.MaxInt64 while it scans: a queue that adds a deadline earlier
+	// than wakeAt lowers it and pokes the loop (see wakeBy).
+	wakeAt atomic.Int64
+	poke   chan struct{} // capacity 1
+
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
 }
 
-// New validates cfg, creates the queues and starts the lease scan loop.
+// New validates cfg, creates the queues and starts the scan loop.
 func New(cfg Config) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -164,18 +243,26 @@ func New(cfg Config) (*Broker, error) {
 		cfg:    cfg,
 		log:    cfg.Logger,
 		queues: make(map[string]*Queue),
+		poke:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
+	b.wakeAt.Store(math.MaxInt64)
 	for _, qc := range cfg.Queues {
-		q := newQueue(b, qc.Name, qc.MaxSize, len(b.order))
+		lo, hi := cfg.retryOf(qc)
+		q := newQueue(b, qc.Name, qc.MaxSize, len(b.order), lo, hi)
 		b.add(q)
-		dq := newQueue(b, qc.Name+DeadSuffix, 0, len(b.order))
+		// A dead-letter queue's items retry as its origin's do.
+		dq := newQueue(b, qc.Name+DeadSuffix, 0, len(b.order), lo, hi)
 		dq.origin = q
 		q.dead = dq
 		b.add(dq)
 	}
-	go b.scanLoop()
+	if cfg.ManualScan {
+		close(b.done)
+	} else {
+		go b.scanLoop()
+	}
 	return b, nil
 }
 
@@ -205,32 +292,90 @@ func (b *Broker) LeaseTime() time.Duration { return b.cfg.LeaseTime }
 // MaxAttempts is the configured number of deliveries before dead-lettering.
 func (b *Broker) MaxAttempts() int { return b.cfg.MaxAttempts }
 
+// RetryBackoff returns the master's bounds of the retry backoff; a queue
+// may have its own (Queue.RetryBackoff).
+func (b *Broker) RetryBackoff() (min, max time.Duration) { return b.cfg.RetryMin, b.cfg.RetryMax }
+
 func (b *Broker) now() int64 { return b.cfg.Clock.Now().UnixNano() }
 
 // scanLoop is the single background job: it returns expired leases to
-// their queues. There is no timer per item.
+// their queues and makes delayed items ready when they are due. There is no
+// timer per item: the loop sleeps until the earliest deadline of all the
+// queues (or for ScanInterval at most), and a queue that adds an earlier
+// deadline while it sleeps pokes it (see wakeBy). It used to tick every
+// ScanInterval, up to a second: far too coarse for retries due within a
+// quarter of a second.
 func (b *Broker) scanLoop() {
 	defer close(b.done)
-	t := time.NewTicker(b.cfg.ScanInterval)
+	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
+		// While it scans, every deadline added pokes: a queue it has
+		// already scanned may gain one before it sleeps.
+		b.wakeAt.Store(math.MaxInt64)
+		now := b.now()
+		next := now + int64(b.cfg.ScanInterval)
+		for _, q := range b.order {
+			if due := q.scan(now); due != 0 && due < next {
+				next = due
+			}
+		}
+		b.wakeAt.Store(next)
+		wait := time.Duration(next - b.now())
+		if wait <= 0 {
+			continue
+		}
+		t.Reset(wait)
 		select {
 		case <-b.stop:
 			return
+		case <-b.poke:
 		case <-t.C:
-			b.ExpireLeases()
 		}
+	}
+}
+
+// wakeBy makes sure the scan loop wakes by due: if it sleeps for later, it
+// is poked. Queues call it, under their lock, when they add a deadline that
+// may be their earliest; one earlier than another of theirs needs no call,
+// since the loop wakes for that one.
+func (b *Broker) wakeBy(due int64) {
+	for {
+		at := b.wakeAt.Load()
+		if due >= at {
+			return
+		}
+		if b.wakeAt.CompareAndSwap(at, due) {
+			break
+		}
+	}
+	select {
+	case b.poke <- struct{}{}:
+	default:
 	}
 }
 
 // ExpireLeases returns every lease whose deadline has passed to its queue
 // (or dead-letters it after the last attempt) and reports how many. The scan
-// loop calls it; tests call it after advancing a manual clock.
+// loop does this; tests with ManualScan call it after advancing a manual
+// clock.
 func (b *Broker) ExpireLeases() int {
 	now := b.now()
 	n := 0
 	for _, q := range b.order {
 		n += q.expire(now)
+	}
+	return n
+}
+
+// PromoteDelayed makes every delayed item that is due ready again, at the
+// front of its queue, and reports how many. The scan loop does this; tests
+// with ManualScan call it after advancing a manual clock.
+func (b *Broker) PromoteDelayed() int {
+	now := b.now()
+	n := 0
+	for _, q := range b.order {
+		n += q.promote(now)
 	}
 	return n
 }

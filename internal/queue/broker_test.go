@@ -34,6 +34,17 @@ func TestConfigValidate(t *testing.T) {
 		{"attempts too many", Config{MaxAttempts: 1000001}, "max attempts"},
 		{"scan negative", Config{ScanInterval: -time.Second}, "scan interval"},
 		{"scan too short", Config{ScanInterval: time.Microsecond}, "scan interval"},
+		{"retry min negative", Config{RetryMin: -time.Second}, "retry min -1s is not positive"},
+		{"retry max below min", Config{RetryMin: 2 * time.Second, RetryMax: time.Second}, "retry max 1s is below retry min 2s"},
+		{"retry max negative", Config{RetryMax: -time.Second}, "retry max -1s is below"},
+		{"retry max too long", Config{RetryMax: 25 * time.Hour}, "retry max 25h0m0s is above 24h0m0s"},
+		{"retry min too long", Config{RetryMin: 25 * time.Hour}, "retry min 25h0m0s is above 24h0m0s"},
+		{"retry bounds ok", Config{RetryMin: time.Nanosecond, RetryMax: 24 * time.Hour}, ""},
+		{"queue retry min negative", Config{Queues: []QueueConfig{{Name: "a", RetryMin: -1}}}, `queue "a": invalid argument: retry min`},
+		{"queue retry max below min", Config{Queues: []QueueConfig{{Name: "a", RetryMin: 2 * time.Second, RetryMax: time.Second}}}, `queue "a": invalid argument: retry max 1s is below`},
+		{"queue retry max below master min", Config{RetryMin: 2 * time.Second, Queues: []QueueConfig{{Name: "a", RetryMax: time.Second}}}, "below retry min 2s"},
+		{"queue retry max too long", Config{Queues: []QueueConfig{{Name: "a", RetryMax: 48 * time.Hour}}}, "above 24h"},
+		{"queue retry min above master max", Config{RetryMax: time.Second, Queues: []QueueConfig{{Name: "a", RetryMin: time.Minute}}}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
@@ -70,6 +81,14 @@ func TestConfigDefaults(t *testing.T) {
 	short := Config{LeaseTime: 10 * time.Millisecond}
 	if err := short.Validate(); err != nil || short.ScanInterval != 5*time.Millisecond {
 		t.Fatalf("scan interval for a short lease: %v, %v", short.ScanInterval, err)
+	}
+	if c.RetryMin != DefaultRetryMin || c.RetryMax != DefaultRetryMax {
+		t.Fatalf("retry defaults %v..%v", c.RetryMin, c.RetryMax)
+	}
+	// A minimum above the default maximum raises the maximum to it.
+	long := Config{RetryMin: 5 * time.Minute}
+	if err := long.Validate(); err != nil || long.RetryMax != 5*time.Minute {
+		t.Fatalf("retry max under a long min: %v, %v", long.RetryMax, err)
 	}
 }
 
@@ -114,9 +133,10 @@ func TestBrokerCloseTwice(t *testing.T) {
 }
 
 // TestScanLoopExpires uses the real clock: the scan loop, not the test,
-// returns the expired lease, and a blocked Get sees it come back.
+// returns the expired lease, and a blocked Get sees it come back. The loop
+// wakes for the lease's deadline: its ScanInterval is an hour.
 func TestScanLoopExpires(t *testing.T) {
-	b, err := New(Config{LeaseTime: 5 * time.Millisecond, ScanInterval: time.Millisecond})
+	b, err := New(Config{LeaseTime: 5 * time.Millisecond, ScanInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,8 +249,9 @@ func TestDrainWaitSettled(t *testing.T) {
 	if !b.WaitSettled(cancelled()) {
 		t.Fatal("WaitSettled false when settled")
 	}
-	// Nothing new was delivered while draining.
-	if st := q.Stats(); st.DeliveredTotal != 5 || st.Ready != 5 {
+	// Nothing new was delivered while draining; the nacked item waits out
+	// its retry delay as before.
+	if st := q.Stats(); st.DeliveredTotal != 5 || st.Ready != 4 || st.Delayed != 1 {
 		t.Fatalf("stats after drain: %+v", st)
 	}
 	mustCheck(t, q)

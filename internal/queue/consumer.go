@@ -213,8 +213,9 @@ func (c *Consumer) unlink(l *lease) {
 }
 
 // Close unregisters the consumer and returns every item it holds to the
-// front of the queue (an attempt that counts: the consumer may have crashed
-// on it). It reports how many items went back. Safe to call twice.
+// front of the queue at once, without a retry's delay (see giveBack); the
+// attempt counts, as the consumer may have crashed on it. It reports how
+// many items went back. Safe to call twice.
 func (c *Consumer) Close() int {
 	q := c.q
 	q.mu.Lock()

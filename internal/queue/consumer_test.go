@@ -57,7 +57,7 @@ func TestConsumerCredit(t *testing.T) {
 }
 
 func TestConsumerNextBlocks(t *testing.T) {
-	_, _, q, _ := twoQueues(t, 0)
+	b, clk, q, _ := twoQueues(t, 0)
 	c := mustConsumer(t, q)
 	got := make(chan []Delivery, 1)
 	next := func() {
@@ -91,7 +91,7 @@ func TestConsumerNextBlocks(t *testing.T) {
 	if ds := <-got; len(ds) != 1 || string(ds[0].Payload) != "c" {
 		t.Fatalf("woken by Grant: %+v", ds)
 	}
-	// Woken by an item coming back.
+	// Woken by an item coming back, once its retry is due.
 	d := mustPut(t, q, msgs("d")...)
 	x := mustGet(t, q, 1, false)[0]
 	if x.ID != d[0] {
@@ -101,6 +101,9 @@ func TestConsumerNextBlocks(t *testing.T) {
 	go next()
 	waitFor(t, "Next to block", func() bool { return isWaiter(c) })
 	q.Nack([]Nack{{ID: x.ID, Lease: x.Lease}})
+	if n := promoteAll(t, b, clk); n != 1 {
+		t.Fatalf("%d items due", n)
+	}
 	if ds := <-got; len(ds) != 1 || ds[0].ID != x.ID || ds[0].Attempt != 2 {
 		t.Fatalf("woken by a nack: %+v", ds)
 	}

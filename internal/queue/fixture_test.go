@@ -14,23 +14,41 @@ import (
 // t0 is where every manual clock starts.
 var t0 = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// newTestBroker starts a broker on a manual clock. Its scan loop ticks once
-// an hour, so leases expire only when the test calls ExpireLeases.
+// newTestBroker starts a broker on a manual clock with no scan loop, so
+// leases expire only when the test calls ExpireLeases, and delayed items
+// become ready only when it calls PromoteDelayed.
 func newTestBroker(t testing.TB, cfg Config) (*Broker, *clock.Manual) {
 	t.Helper()
 	clk := clock.NewManual(t0)
 	if cfg.Clock == nil {
 		cfg.Clock = clk
 	}
-	if cfg.ScanInterval == 0 {
-		cfg.ScanInterval = time.Hour
-	}
+	cfg.ManualScan = true
 	b, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { b.Close() })
 	return b, clk
+}
+
+// promoteAll moves the manual clock on to the due time of the last delayed
+// item, if that is later, and makes every delayed item ready. It reports
+// how many it made ready.
+func promoteAll(t testing.TB, b *Broker, clk *clock.Manual) int {
+	t.Helper()
+	var last int64
+	for _, q := range b.order {
+		q.mu.Lock()
+		for _, d := range q.delayed {
+			last = max(last, d.due)
+		}
+		q.mu.Unlock()
+	}
+	if d := time.Duration(last - clk.Now().UnixNano()); d > 0 {
+		clk.Advance(d)
+	}
+	return b.PromoteDelayed()
 }
 
 func mustQueue(t testing.TB, b *Broker, name string) *Queue {
@@ -225,7 +243,7 @@ func checkLeaseIndex(q *Queue) (map[uint64]*lease, error) {
 }
 
 // checkQueue verifies q's internal bookkeeping: every item is in exactly one
-// place (the ready ring or a lease), every lease in flight is in exactly one
+// place (the ready ring, the delayed heap or a lease), every lease in flight is in exactly one
 // of the deadline FIFO (linked both ways, deadlines never decreasing) and
 // the lease heap (ordered, indexes right), every lease is in its owner's
 // list (linked both ways, counted) and nobody else's, recycled lease records
@@ -252,10 +270,35 @@ func checkQueue(q *Queue, idle bool) error {
 			return fmt.Errorf("%s: ready item %d keeps an empty extension", q.name, e.id)
 		}
 	}
+	// Delayed items: in heap order, each in no other place.
+	for i := range q.delayed {
+		d := &q.delayed[i]
+		if i > 0 && q.delayed.less(i, (i-1)/2) {
+			return fmt.Errorf("%s: delayed heap order broken at %d", q.name, i)
+		}
+		if _, ok := inflight[d.id]; ok {
+			return fmt.Errorf("%s: item %d both delayed and in flight", q.name, d.id)
+		}
+		if d.id == 0 || d.due == 0 || (q.origin == nil && (d.id > q.nextID || d.attempts == 0)) {
+			return fmt.Errorf("%s: bad delayed item %+v", q.name, *d)
+		}
+		if x := d.ext; x != nil && x.headers == nil && x.lastErr == "" {
+			return fmt.Errorf("%s: delayed item %d keeps an empty extension", q.name, d.id)
+		}
+		ids = append(ids, d.id)
+	}
+	for _, d := range q.delayed[len(q.delayed):cap(q.delayed)] {
+		if d.due != 0 || !blankEntry(d.entry) {
+			return fmt.Errorf("%s: the delayed heap's spare room keeps an item", q.name)
+		}
+	}
+	if len(q.dueBuf) != 0 || slices.ContainsFunc(q.dueBuf[:cap(q.dueBuf)], func(e entry) bool { return !blankEntry(e) }) {
+		return fmt.Errorf("%s: promote's scratch space keeps items", q.name)
+	}
 	slices.Sort(ids)
 	for i := 1; i < len(ids); i++ {
 		if ids[i] == ids[i-1] {
-			return fmt.Errorf("%s: item %d twice in ready", q.name, ids[i])
+			return fmt.Errorf("%s: item %d twice among ready and delayed", q.name, ids[i])
 		}
 	}
 	if err := checkDeque(&q.ready); err != nil { // free slots keep nothing alive

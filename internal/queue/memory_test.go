@@ -86,7 +86,7 @@ func BenchmarkQueuedMemory(b *testing.B) {
 // nothing (lease records are recycled), and a Put allocates its returned ids
 // only, whatever the number of items.
 func TestSteadyStateAllocs(t *testing.T) {
-	b, _ := newTestBroker(t, Config{MaxAttempts: 1000000})
+	b, clk := newTestBroker(t, Config{MaxAttempts: 1000000})
 	q, res := mustQueue(t, b, "tasks"), mustQueue(t, b, "results")
 	putPacked(t, q, 100000)
 	c := mustConsumer(t, q)
@@ -119,6 +119,10 @@ func TestSteadyStateAllocs(t *testing.T) {
 		if r := c.Nack(nacks); r != nil {
 			t.Fatal(r)
 		}
+		clk.Advance(DefaultRetryMax) // the longest backoff
+		if n := b.PromoteDelayed(); n != 16 {
+			t.Fatalf("%d retries due, want 16", n)
+		}
 	}
 	cycle()
 	retry() // the retried items get their error record now, not below
@@ -127,7 +131,7 @@ func TestSteadyStateAllocs(t *testing.T) {
 		t.Errorf("deliver and ack with replies: %v allocations per 16 items", n)
 	}
 	if n := testing.AllocsPerRun(100, retry); n != 0 {
-		t.Errorf("deliver and nack: %v allocations per 16 items", n)
+		t.Errorf("deliver, nack and retry: %v allocations per 16 items", n)
 	}
 	msgs := make([]Message, 64)
 	for i := range msgs {

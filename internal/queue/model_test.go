@@ -26,6 +26,7 @@ type mState int
 const (
 	mReady mState = iota + 1
 	mLeased
+	mDelayed // nacked for a retry, until due
 	mAcked
 	mDead
 )
@@ -38,8 +39,9 @@ type mItem struct {
 	lease    uint64
 	owner    *mConsumer // nil for a lease taken by Get
 	deadline int64
-	acks     int // times acknowledged (auto-ack included)
-	replies  int // replies put for it
+	due      int64 // when delayed
+	acks     int   // times acknowledged (auto-ack included)
+	replies  int   // replies put for it
 }
 
 type mConsumer struct {
@@ -103,10 +105,13 @@ type modelRun struct {
 	leaseTime   time.Duration
 	maxAttempts int
 	maxSize     int
+	retryMin    time.Duration
+	retryMax    time.Duration
 
 	items          map[uint64]*mItem
 	ready, dead    idSet
 	leased         idSet
+	delayed        idSet
 	cons           []*mConsumer // open
 	closedCons     []*mConsumer
 	history        []leaseRec
@@ -194,6 +199,34 @@ func (r *modelRun) giveBack(it *mItem, reason string) {
 		r.toReady(it)
 	}
 }
+
+// retry is a nack for a retry: dead after the last attempt, else delayed
+// for wait.
+func (r *modelRun) retry(it *mItem, reason string, wait time.Duration) {
+	it.lastErr = reason
+	if int(it.attempts) >= r.maxAttempts {
+		r.toDead(it)
+		return
+	}
+	it.state = mDelayed
+	it.due = r.now() + int64(wait)
+	r.delayed.add(it.id)
+}
+
+// modelBackoff is backoff written the slow way: the delay doubles from
+// lo with every attempt after the first, up to hi, and the wait is its
+// half plus the jitter's share of the other half.
+func modelBackoff(lo, hi time.Duration, attempts uint32, jitter float64) time.Duration {
+	d := lo
+	for k := uint32(1); k < attempts && d < hi; k++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	return d/2 + time.Duration(jitter*float64(d/2))
+}
+
+// unfinished: items ready, leased or delayed.
+func (r *modelRun) unfinished() int { return r.ready.len() + r.leased.len() + r.delayed.len() }
 
 // takeReady checks one delivery of a ready item and moves it on.
 func (r *modelRun) takeReady(d Delivery, owner *mConsumer, autoAck bool) {
@@ -313,7 +346,7 @@ func (r *modelRun) opNext() {
 	case r.drains:
 		want := error(context.Canceled)
 		switch {
-		case r.closed && r.ready.len() == 0 && r.leased.len() == 0:
+		case r.closed && r.unfinished() == 0:
 			want = ErrClosed // a finished queue ends cleanly even while draining
 		case mc.held.len() == 0:
 			want = ErrShutdown
@@ -326,7 +359,7 @@ func (r *modelRun) opNext() {
 		if err != nil || len(ds) != n {
 			r.fail("Next: %d deliveries, %v; want %d", len(ds), err, n)
 		}
-	case r.closed && r.ready.len() == 0 && r.leased.len() == 0:
+	case r.closed && r.unfinished() == 0:
 		if !errors.Is(err, ErrClosed) || len(ds) != 0 {
 			r.fail("Next on drained queue: %d, %v", len(ds), err)
 		}
@@ -361,7 +394,7 @@ func (r *modelRun) opGet(autoAck bool) {
 		if err != nil || len(ds) != n {
 			r.fail("Get: %d, %v; want %d", len(ds), err, n)
 		}
-	case r.closed && r.leased.len() == 0:
+	case r.closed && r.unfinished() == 0:
 		if !errors.Is(err, ErrClosed) || ds != nil {
 			r.fail("Get on drained queue: %v, %v", ds, err)
 		}
@@ -474,6 +507,13 @@ func (r *modelRun) opNack() {
 	var want []Refusal
 	for i, tg := range targets {
 		n := Nack{ID: tg.id, Lease: tg.lease, Action: NackAction(r.rng.IntN(3)), Error: errText[r.step%len(errText)]}
+		// Any action may carry a delay and a jitter; only a retry uses
+		// them. Whole half-seconds, so that due times are often hit
+		// exactly.
+		if r.rng.IntN(4) == 0 {
+			n.Delay = time.Duration(1+r.rng.IntN(10)) * 500 * time.Millisecond
+		}
+		n.Jitter = []float64{0, 0.5, 0.999999, r.rng.Float64()}[r.rng.IntN(4)]
 		nacks[i] = n
 		it, reason := r.expect(settler, tg.id, tg.lease)
 		if it == nil {
@@ -491,7 +531,11 @@ func (r *modelRun) opNack() {
 			it.lastErr = n.Error
 			r.toDead(it)
 		default:
-			r.giveBack(it, n.Error)
+			wait := n.Delay
+			if wait == 0 {
+				wait = modelBackoff(r.retryMin, r.retryMax, it.attempts, n.Jitter)
+			}
+			r.retry(it, n.Error, wait)
 		}
 	}
 	var got []Refusal
@@ -558,6 +602,22 @@ func (r *modelRun) opExpire() {
 		r.unlease(it)
 		r.want.ExpiredTotal++
 		r.giveBack(it, "lease expired")
+	}
+	var ready []*mItem
+	for _, id := range r.delayed.ids {
+		if it := r.items[id]; it.due <= now {
+			ready = append(ready, it)
+		}
+	}
+	n = r.b.PromoteDelayed()
+	r.logf("promote -> %d", n)
+	if n != len(ready) {
+		r.fail("PromoteDelayed = %d, want %d", n, len(ready))
+	}
+	for _, it := range ready {
+		r.delayed.del(it.id)
+		it.due = 0
+		r.toReady(it)
 	}
 }
 
@@ -651,7 +711,7 @@ func (r *modelRun) opClose() {
 }
 
 func (r *modelRun) opJoin() {
-	want := r.ready.len() == 0 && r.leased.len() == 0
+	want := r.unfinished() == 0
 	if got := r.q.Join(cancelled(), 0); got != want {
 		r.fail("Join = %v, want %v", got, want)
 	}
@@ -706,12 +766,13 @@ func (r *modelRun) checkReplies() {
 func (r *modelRun) check() {
 	r.t.Helper()
 	// Every item is in exactly one state, and the states add up.
-	if r.ready.len()+r.leased.len()+r.dead.len()+r.acked != len(r.items) {
+	if r.unfinished()+r.dead.len()+r.acked != len(r.items) {
 		r.fail("states do not add up")
 	}
 	want := r.want
 	want.Name, want.MaxSize = "tasks", r.maxSize
 	want.Ready, want.Leased, want.Dead = r.ready.len(), r.leased.len(), r.dead.len()
+	want.Delayed = r.delayed.len()
 	if got := r.q.Stats(); got != want {
 		r.fail("stats\n got %+v\nwant %+v", got, want)
 	}
@@ -726,7 +787,7 @@ func (r *modelRun) check() {
 			r.fail("%s holds %d, model %d; got %d of %d granted", mc.name, mc.c.Held(), mc.held.len(), mc.got, mc.granted)
 		}
 	}
-	if r.step%8 == 0 || r.ready.len()+r.leased.len()+r.dead.len() <= 16 {
+	if r.step%8 == 0 || r.unfinished()+r.dead.len() <= 16 {
 		r.deepCheck()
 	}
 }
@@ -770,6 +831,17 @@ func (r *modelRun) deepCheck() {
 		if m == nil || m.state != mLeased || l.lease != m.lease || l.owner != owner || l.attempts != m.attempts || l.lastErr() != m.lastErr || l.deadline != m.deadline {
 			q.mu.Unlock()
 			r.fail("leased item %d: %+v, model %+v", id, *l, m)
+		}
+	}
+	if len(q.delayed) != r.delayed.len() {
+		q.mu.Unlock()
+		r.fail("queue holds %d delayed; model %d", len(q.delayed), r.delayed.len())
+	}
+	for _, d := range q.delayed {
+		m := r.items[d.id]
+		if m == nil || m.state != mDelayed || d.due != m.due || d.attempts != m.attempts || d.lastErr() != m.lastErr {
+			q.mu.Unlock()
+			r.fail("delayed item %d: %+v, model %+v", d.id, d, m)
 		}
 	}
 	for _, mc := range r.cons {
@@ -870,7 +942,7 @@ func (r *modelRun) finish() {
 	if len(r.cons) == 0 {
 		r.opNewConsumer()
 	}
-	for i := 0; r.ready.len()+r.leased.len() > 0; i++ {
+	for i := 0; r.unfinished() > 0; i++ {
 		if i > 100000 {
 			r.fail("queue does not drain")
 		}
@@ -908,7 +980,9 @@ func (r *modelRun) opNextOf(mc *mConsumer) {
 // after every step with a reference model, and checks that no item is lost
 // or acknowledged twice, that results hold exactly one reply per task acked
 // with a reply, that only the current lease holder settles, that no
-// consumer gets more than its credit and that Stats tell the truth.
+// consumer gets more than its credit, that a retried item is ready again
+// exactly when its backoff (or the delay its nack asked for) has passed, and
+// that Stats tell the truth.
 func TestModelRandomized(t *testing.T) {
 	runs, steps := 50, 2000
 	if testing.Short() {
@@ -923,15 +997,19 @@ func TestModelRandomized(t *testing.T) {
 		seed := base + uint64(i)
 		rng := rand.New(rand.NewPCG(seed, 0x5eed))
 		maxSize := []int{0, 4, 16}[rng.IntN(3)]
+		retryMin := []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second}[rng.IntN(3)]
 		b, clk := newTestBroker(t, Config{
 			Queues:      []QueueConfig{{Name: "tasks", MaxSize: maxSize}, {Name: "results"}},
 			LeaseTime:   10 * time.Second,
 			MaxAttempts: 1 + rng.IntN(4),
+			RetryMin:    retryMin,
+			RetryMax:    retryMin << rng.IntN(4),
 		})
 		r := &modelRun{
 			t: t, seed: seed, rng: rng, b: b, clk: clk,
 			q: mustQueue(t, b, "tasks"), dq: mustQueue(t, b, "tasks.dead"), res: mustQueue(t, b, "results"),
 			leaseTime: b.LeaseTime(), maxAttempts: b.MaxAttempts(), maxSize: maxSize,
+			retryMin: retryMin, retryMax: b.cfg.RetryMax,
 			items: make(map[uint64]*mItem),
 			// About one run in three closes its queue part way.
 			closeAt: steps/2 + rng.IntN(steps*3/2),

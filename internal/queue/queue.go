@@ -127,9 +127,12 @@ const maxFreeLeases = 8192
 
 // Stats are a queue's gauges and counters.
 type Stats struct {
-	Name      string
-	Ready     int
-	Leased    int
+	Name   string
+	Ready  int
+	Leased int
+	// Delayed items were nacked for a retry and wait out their delay; they
+	// are not ready, but not finished either.
+	Delayed   int
 	Dead      int
 	Consumers int
 	MaxSize   int
@@ -153,6 +156,8 @@ type Queue struct {
 	maxSize int
 	dead    *Queue // this queue's dead-letter queue; nil for a dead-letter queue
 	origin  *Queue // for a dead-letter queue, the queue it serves
+	// The backoff of retries: see Config.RetryMin and backoff.
+	retryMin, retryMax time.Duration
 
 	mu        sync.Mutex
 	nextID    uint64
@@ -171,29 +176,34 @@ type Queue struct {
 	// are appended to an intrusive FIFO, which settles and expires in O(1).
 	// A lease whose deadline an Extend changed, or that would be due before
 	// the FIFO's tail (the clock went back), is kept in the heap instead.
-	fifoHead  *lease
-	fifoTail  *lease
-	leases    leaseHeap
-	free      []*lease // recycled lease records, zeroed
+	fifoHead *lease
+	fifoTail *lease
+	leases   leaseHeap
+	free     []*lease // recycled lease records, zeroed
+	// Items nacked for a retry, until they are due: see delayed.go.
+	delayed   delayHeap
+	dueBuf    []entry // promote's scratch space, kept empty
 	consumers map[*Consumer]struct{}
 	waiters   []*Consumer // consumers with credit, blocked for want of items
 	closed    bool
 
 	notEmpty signal // for Get
 	notFull  signal // for Put
-	drained  signal // nothing ready and nothing leased (Join, closed consumers)
+	drained  signal // nothing ready, leased or delayed (Join, closed consumers)
 	noLeases signal // nothing leased (shutdown)
 	joined   signal // a consumer registered (WaitConsumers)
 
 	st Stats
 }
 
-func newQueue(b *Broker, name string, maxSize, idx int) *Queue {
+func newQueue(b *Broker, name string, maxSize, idx int, retryMin, retryMax time.Duration) *Queue {
 	return &Queue{
 		b:         b,
 		name:      name,
 		idx:       idx,
 		maxSize:   maxSize,
+		retryMin:  retryMin,
+		retryMax:  retryMax,
 		nextID:    b.cfg.IDBase,
 		nextLease: b.cfg.LeaseBase,
 		winBase:   b.cfg.LeaseBase + 1,
@@ -210,9 +220,15 @@ func (q *Queue) MaxSize() int { return q.maxSize }
 // IsDead reports whether this is a dead-letter queue.
 func (q *Queue) IsDead() bool { return q.origin != nil }
 
+// RetryBackoff returns the bounds of the queue's retry backoff.
+func (q *Queue) RetryBackoff() (min, max time.Duration) { return q.retryMin, q.retryMax }
+
 func (q *Queue) full() bool { return q.maxSize > 0 && q.ready.len() >= q.maxSize }
 
-func (q *Queue) unfinished() int { return q.ready.len() + q.nleased }
+// unfinished counts the items not yet acknowledged or dead-lettered. A
+// delayed item is one: Join waits for it, and a closed queue that holds one
+// is not drained, since it will be ready again.
+func (q *Queue) unfinished() int { return q.ready.len() + q.nleased + len(q.delayed) }
 
 // Put adds msgs in order. While the queue is full it waits for room until
 // ctx ends or, if timeout > 0, for at most timeout; with nowait it does not
@@ -308,7 +324,7 @@ func (q *Queue) readyShrank() {
 func (q *Queue) checkDrained() {
 	if q.nleased == 0 {
 		q.noLeases.broadcast()
-		if q.ready.len() == 0 {
+		if q.ready.len() == 0 && len(q.delayed) == 0 {
 			q.drained.broadcast()
 			if q.closed {
 				for c := range q.consumers {
@@ -339,6 +355,11 @@ func (q *Queue) leaseFront(owner *Consumer, now int64) *lease {
 		q.fifoPush(l)
 	} else {
 		q.leases.push(l) // the clock went back: out of order
+	}
+	if l.prev == nil {
+		// The FIFO's head, or in the heap: perhaps the queue's earliest
+		// deadline. (Behind the head, the scan loop wakes for the head.)
+		q.b.wakeBy(l.deadline)
 	}
 	q.winPush(l)
 	if owner != nil {
@@ -401,16 +422,117 @@ func (q *Queue) fifoRemove(l *lease) {
 	l.prev, l.next = nil, nil
 }
 
-// giveBack returns an unleased item to the front of the queue, or moves it
-// to the dead-letter queue when it has had its last attempt.
+// giveBack returns an unleased item to the front of the queue at once, or
+// moves it to the dead-letter queue when it has had its last attempt.
+//
+// Expired leases and the items of a consumer that went away come back this
+// way, with no delay: nobody said the item failed, only that its taker is
+// gone (crashed, hung, cut off), and another consumer may well do it now.
+// The attempt still counts, so an item that kills its consumers is
+// dead-lettered all the same. Only an explicit nack for a retry waits
+// (see retry).
 func (q *Queue) giveBack(e entry, reason string) {
 	e.setLastErr(reason)
-	if q.dead != nil && int(e.attempts) >= q.b.cfg.MaxAttempts {
+	if q.lastAttempt(&e) {
 		q.toDead(e)
 		return
 	}
 	q.ready.pushFront(e)
 	q.readyGrew(1)
+}
+
+// lastAttempt reports whether an unleased item has had its last attempt.
+// Items of a dead-letter queue have no last attempt.
+func (q *Queue) lastAttempt(e *entry) bool {
+	return q.dead != nil && int(e.attempts) >= q.b.cfg.MaxAttempts
+}
+
+// retry handles a nack for a retry: an item that has had its last attempt
+// goes to the dead-letter queue at once; any other waits for wait before
+// it is ready again, as a delayed item.
+func (q *Queue) retry(e entry, reason string, wait time.Duration, now int64) {
+	e.setLastErr(reason)
+	if q.lastAttempt(&e) {
+		q.toDead(e)
+		return
+	}
+	due := now + int64(wait)
+	if d := q.delayed.peek(); d == nil || due < d.due {
+		q.b.wakeBy(due) // the earliest of this queue's delayed items
+	}
+	q.delayed.push(delayed{due: due, entry: e})
+}
+
+// retryWait is how long the item of nack n, after its attempts-th
+// delivery, waits before its retry: the delay n asks for, at most
+// MaxRetryDelay, or else the queue's backoff.
+func (q *Queue) retryWait(n *Nack, attempts uint32) time.Duration {
+	if n.Delay > 0 {
+		return min(n.Delay, MaxRetryDelay)
+	}
+	return backoff(q.retryMin, q.retryMax, attempts, n.Jitter)
+}
+
+// promote makes the delayed items due at now ready, at the front of the
+// queue like any item handed back, earliest due first. It reports how many.
+func (q *Queue) promote(now int64) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.promoteLocked(now)
+}
+
+func (q *Queue) promoteLocked(now int64) int {
+	due := q.dueBuf[:0]
+	for d := q.delayed.peek(); d != nil && d.due <= now; d = q.delayed.peek() {
+		due = append(due, q.delayed.pop().entry)
+	}
+	n := len(due)
+	if n == 0 {
+		return 0
+	}
+	// Pushed to the front latest first, so that they end up in due order.
+	for i := n - 1; i >= 0; i-- {
+		q.ready.pushFront(due[i])
+	}
+	clear(due) // keeps no payload alive
+	q.dueBuf = due[:0]
+	q.readyGrew(n)
+	if q.b.log.IsDebug() { // its arguments would allocate on every scan
+		q.b.log.Debug("delayed items ready for their retry", "queue", q.name, "count", n)
+	}
+	return n
+}
+
+// scan is one pass of the scan loop over the queue: it expires the leases
+// and promotes the delayed items due at now, and returns the earliest
+// deadline left (unix nanoseconds; 0 if none).
+func (q *Queue) scan(now int64) int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.expireLocked(now)
+	q.promoteLocked(now)
+	return q.nextDeadline()
+}
+
+// nextDeadline returns the earliest lease deadline or due time of a
+// delayed item (unix nanoseconds; 0 if none). Called with q.mu held.
+func (q *Queue) nextDeadline() int64 {
+	var next int64
+	earlier := func(t int64) {
+		if next == 0 || t < next {
+			next = t
+		}
+	}
+	if l := q.fifoHead; l != nil {
+		earlier(l.deadline)
+	}
+	if l := q.leases.peek(); l != nil {
+		earlier(l.deadline)
+	}
+	if d := q.delayed.peek(); d != nil {
+		earlier(d.due)
+	}
+	return next
 }
 
 // toDead moves an unleased item to the dead-letter queue.
@@ -429,6 +551,10 @@ func (q *Queue) toDead(e entry) {
 func (q *Queue) expire(now int64) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	return q.expireLocked(now)
+}
+
+func (q *Queue) expireLocked(now int64) int {
 	n := 0
 	for {
 		// The earlier of the two fronts, FIFO's and heap's.
@@ -557,6 +683,13 @@ type Nack struct {
 	ID, Lease uint64
 	Error     string
 	Action    NackAction
+	// Delay, for NackRetry, is how long the item waits before it is ready
+	// again, at most MaxRetryDelay; zero (or less) takes the queue's
+	// backoff. Other actions do not wait.
+	Delay time.Duration
+	// Jitter, in [0, 1), places the backoff's wait between its two bounds
+	// (see backoff). The caller draws it: the core draws no random numbers.
+	Jitter float64
 }
 
 // Extend is one lease extension; a zero Duration means the lease time.
@@ -647,9 +780,11 @@ func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 func (q *Queue) nack(owner *Consumer, nacks []Nack) []Refusal {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	now := q.b.now()
 	var refused []Refusal
 	fc := flightCheck{q: q}
-	for _, n := range nacks {
+	for i := range nacks {
+		n := &nacks[i]
 		l, reason := q.held(owner, n.ID, n.Lease, &fc)
 		if l == nil {
 			refused = q.refuse(refused, n.ID, n.Lease, reason)
@@ -675,7 +810,7 @@ func (q *Queue) nack(owner *Consumer, nacks []Nack) []Refusal {
 				q.readyGrew(1)
 			}
 		default:
-			q.giveBack(e, n.Error)
+			q.retry(e, n.Error, q.retryWait(n, e.attempts), now)
 		}
 	}
 	q.checkDrained()
@@ -705,6 +840,7 @@ func (q *Queue) extend(owner *Consumer, ext []Extend) []Refusal {
 			q.fifoRemove(l)
 			q.leases.push(l)
 		}
+		q.b.wakeBy(l.deadline) // an extension may shorten a lease
 	}
 	return refused
 }
@@ -716,19 +852,20 @@ func (q *Queue) Stats() Stats {
 	st.Name = q.name
 	st.Ready = q.ready.len()
 	st.Leased = q.nleased
+	st.Delayed = len(q.delayed)
 	st.Consumers = len(q.consumers)
 	st.MaxSize = q.maxSize
 	st.Closed = q.closed
 	q.mu.Unlock()
 	if q.dead != nil {
 		q.dead.mu.Lock()
-		st.Dead = q.dead.ready.len() + q.dead.nleased
+		st.Dead = q.dead.unfinished()
 		q.dead.mu.Unlock()
 	}
 	return st
 }
 
-// Join waits until the queue holds nothing ready and nothing leased, like
+// Join waits until the queue holds nothing ready, leased or delayed, like
 // JoinableQueue.join, until ctx ends or, if timeout > 0, for at most timeout.
 // It reports whether that state was reached.
 func (q *Queue) Join(ctx context.Context, timeout time.Duration) bool {
@@ -795,7 +932,8 @@ func (q *Queue) Peek(offset, limit int) []Delivery {
 
 // Requeue moves dead items back into this queue with their attempts reset:
 // those with the given ids, or all when ids is empty. It reports how many
-// moved. Leased dead items (someone is reading the dead-letter queue) stay.
+// moved. Leased or delayed dead items (someone is reading the dead-letter
+// queue) stay.
 func (q *Queue) Requeue(ids []uint64) (int, error) {
 	if q.dead == nil {
 		return 0, fmt.Errorf("%w: %q is a dead-letter queue; requeue its origin %q", ErrInvalid, q.name, q.origin.name)

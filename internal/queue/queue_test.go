@@ -260,6 +260,7 @@ func TestGetLeases(t *testing.T) {
 	if res.Stats().Ready != 1 {
 		t.Fatal("reply not put")
 	}
+	promoteAll(t, b, clk)
 	// A consumer's lease cannot be settled through the queue.
 	c.Grant(1)
 	cd := mustNext(t, c, 1)[0]
@@ -401,11 +402,14 @@ func TestLeaseOwnership(t *testing.T) {
 }
 
 func TestNackRetry(t *testing.T) {
-	b, _, q, _ := twoQueues(t, 0)
+	b, clk, q, _ := twoQueues(t, 0)
 	dq := mustQueue(t, b, "tasks.dead")
 	ids := mustPut(t, q, msgs("a", "b")...)
 	c := mustConsumer(t, q)
 	for attempt := uint32(1); attempt <= 3; attempt++ {
+		if attempt > 1 && promoteAll(t, b, clk) != 1 {
+			t.Fatalf("attempt %d: the retried item is not delayed", attempt)
+		}
 		c.Grant(1)
 		d := mustNext(t, c, 1)[0]
 		if d.ID != ids[0] || d.Attempt != attempt {
@@ -424,7 +428,7 @@ func TestNackRetry(t *testing.T) {
 		t.Fatalf("dead %+v", dead)
 	}
 	st := q.Stats()
-	if st.NackedTotal != 3 || st.DeadTotal != 1 || st.Dead != 1 || st.Ready != 1 || st.RedeliveredTotal != 2 {
+	if st.NackedTotal != 3 || st.DeadTotal != 1 || st.Dead != 1 || st.Ready != 1 || st.Delayed != 0 || st.RedeliveredTotal != 2 {
 		t.Fatalf("stats %+v", st)
 	}
 	if dst := dq.Stats(); dst.PutTotal != 1 || dst.Ready != 1 {
@@ -472,7 +476,7 @@ func TestNackDeadAndRelease(t *testing.T) {
 // TestDeadQueueConsumer: a dead-letter queue can be read; its items never
 // move further, whatever the nack.
 func TestDeadQueueConsumer(t *testing.T) {
-	b, _, q, _ := twoQueues(t, 0)
+	b, clk, q, _ := twoQueues(t, 0)
 	dq := mustQueue(t, b, "tasks.dead")
 	mustPut(t, q, msgs("a")...)
 	d := mustGet(t, q, 1, false)[0]
@@ -484,6 +488,10 @@ func TestDeadQueueConsumer(t *testing.T) {
 		if r := c.Nack([]Nack{{ID: dd.ID, Lease: dd.Lease, Error: "again", Action: action}}); r != nil {
 			t.Fatal(r)
 		}
+		if q.Stats().Dead != 1 {
+			t.Fatal("Dead gauge") // a delayed dead item counts too
+		}
+		promoteAll(t, b, clk)
 	}
 	if st := dq.Stats(); st.Ready != 1 || st.NackedTotal != 5 || st.DeadTotal != 0 {
 		t.Fatalf("dead queue stats %+v", st)
@@ -721,10 +729,14 @@ func TestStatsCounters(t *testing.T) {
 	c.Ack([]Ack{replyAck(ds[0], res, "r")})
 	c.Nack([]Nack{{ID: ds[1].ID, Lease: ds[1].Lease, Error: "x"}})
 	c.Ack([]Ack{ackOf(ds[0])}) // refused
+	if st := q.Stats(); st.Delayed != 1 {
+		t.Fatalf("nacked item not delayed: %+v", st)
+	}
 	clk.Advance(time.Minute)
-	b.ExpireLeases() // "expire"
-	// Ready now: expire, nack, auto, dead (returned items go to the front).
-	auto := mustGet(t, q, 2, true) // expire (attempt 2), nack (attempt 2)
+	b.ExpireLeases()   // "expire"
+	b.PromoteDelayed() // "nack"
+	// Ready now: nack, expire, auto, dead (returned items go to the front).
+	auto := mustGet(t, q, 2, true) // nack (attempt 2), expire (attempt 2)
 	if auto[0].Attempt != 2 || auto[1].Attempt != 2 {
 		t.Fatalf("auto-acked %+v", auto)
 	}

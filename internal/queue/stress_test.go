@@ -11,9 +11,10 @@ import (
 )
 
 // TestStressConcurrent runs producers, stream consumers, a Get-based worker
-// and a result reader at once on the real clock with a short lease, so that
-// leases expire, settles arrive late, consumers vanish with work in hand and
-// puts block on a bounded queue. Every task must end up with exactly one
+// and a result reader at once on the real clock with a short lease and short
+// retries, so that leases expire, settles arrive late, retries wait out their
+// backoff, consumers vanish with work in hand and puts block on a bounded
+// queue. Every task must end up with exactly one
 // reply in "results".
 func TestStressConcurrent(t *testing.T) {
 	const (
@@ -23,9 +24,13 @@ func TestStressConcurrent(t *testing.T) {
 		total       = producers * perProducer
 	)
 	b, err := New(Config{
-		Queues:       []QueueConfig{{Name: "tasks", MaxSize: 64}, {Name: "results"}},
-		LeaseTime:    20 * time.Millisecond,
-		ScanInterval: time.Millisecond,
+		Queues:    []QueueConfig{{Name: "tasks", MaxSize: 64}, {Name: "results"}},
+		LeaseTime: 20 * time.Millisecond,
+		// The scan loop wakes only for deadlines (leases, retries): a
+		// missed wake-up would hold items back and time the test out.
+		ScanInterval: time.Hour,
+		RetryMin:     time.Millisecond,
+		RetryMax:     4 * time.Millisecond,
 		MaxAttempts:  1000000, // nothing may be dead-lettered here
 	})
 	if err != nil {
@@ -92,7 +97,8 @@ func TestStressConcurrent(t *testing.T) {
 					case x < 80:
 						c.Ack([]Ack{reply(d)})
 					case x < 85:
-						c.Nack([]Nack{{ID: d.ID, Lease: d.Lease, Error: "try again"}})
+						// Back after its backoff, from the scan loop.
+						c.Nack([]Nack{{ID: d.ID, Lease: d.Lease, Error: "try again", Jitter: rng.Float64()}})
 					case x < 90:
 						c.Nack([]Nack{{ID: d.ID, Lease: d.Lease, Action: NackRelease}})
 					case x < 93:
@@ -184,7 +190,7 @@ func TestStressConcurrent(t *testing.T) {
 	if st.ExpiredTotal == 0 || st.RefusedTotal == 0 {
 		t.Errorf("no lease expired or no settle refused: %+v", st)
 	}
-	if st.PutTotal != total || st.AckedTotal != total || st.Ready != 0 || st.Leased != 0 || st.Dead != 0 || rst.PutTotal != total || rst.Ready != 0 {
+	if st.PutTotal != total || st.AckedTotal != total || st.Ready != 0 || st.Leased != 0 || st.Delayed != 0 || st.Dead != 0 || rst.PutTotal != total || rst.Ready != 0 {
 		t.Fatalf("tasks %+v\nresults %+v", st, rst)
 	}
 	if !tasks.Join(ctx, 0) {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -173,6 +174,8 @@ func (s *queueService) appendAcks(out []queue.Ack, in []*pb.Ack) ([]queue.Ack, [
 	return acks, refused
 }
 
+// toNacks converts nacks, drawing each retry's jitter here: the core draws
+// no random numbers, so that its tests know every due time.
 func toNacks(in []*pb.Nack) []queue.Nack {
 	out := make([]queue.Nack, len(in))
 	for i, n := range in {
@@ -184,6 +187,11 @@ func toNacks(in []*pb.Nack) []queue.Nack {
 			out[i].Action = queue.NackRelease
 		default:
 			out[i].Action = queue.NackRetry
+			if ms := n.GetDelayMs(); ms > 0 {
+				out[i].Delay = millis(ms)
+			} else {
+				out[i].Jitter = rand.Float64()
+			}
 		}
 	}
 	return out
@@ -202,6 +210,7 @@ func toStats(st queue.Stats) *pb.QueueStats {
 		Name:             st.Name,
 		Ready:            uint64(st.Ready),
 		Leased:           uint64(st.Leased),
+		Delayed:          uint64(st.Delayed),
 		Dead:             uint64(st.Dead),
 		Consumers:        uint32(st.Consumers),
 		Maxsize:          uint64(st.MaxSize),

@@ -86,10 +86,10 @@ func (f *fakeStream[Req, Res]) RecvMsg(m any) error {
 // ready items, one item leased by Get (id 1, lease 1) and one dead item.
 func fuzzBroker(t *testing.T) (*queueService, *queue.Broker) {
 	b, err := queue.New(queue.Config{
-		Queues:       []queue.QueueConfig{{Name: "tasks", MaxSize: 6}, {Name: "results"}},
-		MaxAttempts:  1,
-		Clock:        clock.NewManual(time.Unix(1700000000, 0)),
-		ScanInterval: time.Hour,
+		Queues:      []queue.QueueConfig{{Name: "tasks", MaxSize: 6}, {Name: "results"}},
+		MaxAttempts: 1,
+		Clock:       clock.NewManual(time.Unix(1700000000, 0)),
+		ManualScan:  true,
 	})
 	if err != nil {
 		t.Fatal(err)

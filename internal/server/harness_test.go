@@ -38,7 +38,9 @@ type masterConfig struct {
 	Queues         []queue.QueueConfig
 	LeaseTime      time.Duration
 	MaxAttempts    int
-	Clock          *clock.Manual // set: the scan loop never runs; call ExpireLeases
+	RetryMin       time.Duration
+	RetryMax       time.Duration
+	Clock          *clock.Manual // set: no scan loop; call ExpireLeases, PromoteDelayed
 	MaxMessageSize int
 }
 
@@ -59,10 +61,11 @@ type master struct {
 func startMaster(t testing.TB, mc masterConfig) *master {
 	t.Helper()
 	log := testLogger(t)
-	qcfg := queue.Config{Queues: mc.Queues, LeaseTime: mc.LeaseTime, MaxAttempts: mc.MaxAttempts, Logger: log.Named("broker")}
+	qcfg := queue.Config{Queues: mc.Queues, LeaseTime: mc.LeaseTime, MaxAttempts: mc.MaxAttempts,
+		RetryMin: mc.RetryMin, RetryMax: mc.RetryMax, Logger: log.Named("broker")}
 	if mc.Clock != nil {
 		qcfg.Clock = mc.Clock
-		qcfg.ScanInterval = time.Hour
+		qcfg.ManualScan = true
 	}
 	b, err := queue.New(qcfg)
 	if err != nil {
