@@ -84,3 +84,36 @@ func TestBatchWithHeadersCarriesLeaseLength(t *testing.T) {
 		t.Errorf("an item taken with auto-ack: lease_ms %d, want 0", b.GetLeaseMs())
 	}
 }
+
+// One request may extend a lease and then settle it (a worker's handler
+// extends and returns, and both go out together): the extend is applied
+// first, so neither is refused.
+func TestConsumeAppliesExtendsBeforeSettles(t *testing.T) {
+	m := startMaster(t, masterConfig{LeaseTime: time.Hour})
+	qc := m.rawClient(t)
+	put(t, qc, "tasks", "a", "b")
+	stream, _ := consume(t, qc, "tasks", 2)
+	ds := recvDeliveries(t, stream, 2)
+	if err := stream.Send(&pb.ConsumeRequest{
+		Acks:    acksOf(ds[:1]),
+		Nacks:   []*pb.Nack{{Id: ds[1].GetId(), Lease: ds[1].GetLease(), Action: pb.NackAction_NACK_ACTION_RELEASE}},
+		Extends: []*pb.Extend{{Id: ds[0].GetId(), Lease: ds[0].GetLease()}, {Id: ds[1].GetId(), Lease: ds[1].GetLease()}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A second request is applied after the first: once its refusal of a
+	// stale lease arrives, the first request's answer (if any) has too.
+	if err := stream.Send(&pb.ConsumeRequest{Extends: []*pb.Extend{{Id: ds[0].GetId(), Lease: ds[0].GetLease() + 9}}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := resp.GetRefused(); len(rs) != 1 || rs[0].GetLease() != ds[0].GetLease()+9 {
+		t.Fatalf("refused %v; want only the stale extend of the second request", rs)
+	}
+	if st := m.queue("tasks").Stats(); st.AckedTotal != 1 || st.Ready != 1 || st.Leased != 0 || st.RefusedTotal != 1 {
+		t.Fatalf("tasks: %+v", st)
+	}
+}

@@ -137,11 +137,16 @@ func (s *queueService) Consume(stream pb.QueueService_ConsumeServer) error {
 		if err != nil {
 			return err
 		}
+		// Extends go first: a consumer extends a lease only before it
+		// settles it, and one request may carry both (a worker's handler
+		// extends, then returns, and both go out together).
+		if exts := req.GetExtends(); len(exts) > 0 {
+			refused = append(refused, toRefused(c.Extend(toExtends(exts)))...)
+		}
 		refused = append(refused, toRefused(c.Ack(acks))...)
 		clear(acks) // holds no payloads until the next request
 		ackBuf = acks
 		refused = append(refused, toRefused(c.Nack(toNacks(req.GetNacks())))...)
-		refused = append(refused, toRefused(c.Extend(toExtends(req.GetExtends())))...)
 		c.Grant(int(req.GetCredit()))
 		if len(refused) > 0 {
 			log.Warn("settles refused: leases no longer held", "count", len(refused), "first_id", refused[0].GetId(), "reason", refused[0].GetReason())
