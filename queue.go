@@ -100,8 +100,14 @@ type Task struct {
 	Headers map[string]string
 	// ReplyTo is, for a reply put by an ack, the id of the task it answers.
 	ReplyTo uint64
-	// Deadline is when the lease runs out unless extended.
+	// Deadline is when the lease runs out unless extended, by the master's
+	// clock.
 	Deadline time.Time
+	// LeaseTime is the lease's length (0 when the task is not leased, or
+	// its master does not say). A consumer that keeps a task longer extends
+	// it well before LeaseTime has passed since it received the task, by
+	// its own clock, as the master's clock may differ.
+	LeaseTime time.Duration
 
 	lease   uint64
 	settler settler
