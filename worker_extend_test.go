@@ -76,9 +76,10 @@ func TestWorkerExtendsLeasesOfSlowTasks(t *testing.T) {
 
 // With NoAutoExtend a task that overruns its lease is lost, as before
 // automatic extension: the master takes it back, the late ack is refused,
-// and the task is done again.
+// and the task is done again. (Again and again, should a loaded machine
+// stretch even a quick attempt past the lease: hence the counts at least.)
 func TestWorkerWithoutAutoExtendLosesOverrunningTask(t *testing.T) {
-	m := startMaster(t, masterConfig{LeaseTime: 100 * time.Millisecond})
+	m := startMaster(t, masterConfig{LeaseTime: 500 * time.Millisecond, MaxAttempts: 100})
 	c := m.dial(t)
 	ctx := testContext(t)
 	id, err := c.Queue("tasks").Put(ctx, []byte("x"))
@@ -100,7 +101,7 @@ func TestWorkerWithoutAutoExtendLosesOverrunningTask(t *testing.T) {
 	}
 	r := runWorker(t, w)
 	<-started
-	waitFor(t, "the master to expire the lease", func() bool { return m.stats("tasks").ExpiredTotal == 1 })
+	waitFor(t, "the master to expire the lease", func() bool { return m.stats("tasks").ExpiredTotal >= 1 })
 	close(release)
 	reply, err := c.Queue("results").Get(ctx)
 	if err != nil || reply.ReplyTo != id || string(reply.Payload) != "again" {
@@ -112,10 +113,11 @@ func TestWorkerWithoutAutoExtendLosesOverrunningTask(t *testing.T) {
 	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
-	if st := w.Stats(); st.Refused != 1 || st.Extended != 0 {
-		t.Fatalf("worker stats: %+v", st)
+	ws := w.Stats()
+	if ws.Refused < 1 || ws.Extended != 0 {
+		t.Fatalf("worker stats: %+v", ws)
 	}
-	if st := m.stats("tasks"); st.AckedTotal != 1 || st.RedeliveredTotal != 1 || st.RefusedTotal != 1 {
+	if st := m.stats("tasks"); st.AckedTotal != 1 || st.RedeliveredTotal < 1 || st.RefusedTotal != ws.Refused {
 		t.Fatalf("tasks: %+v", st)
 	}
 	if st := m.stats("results"); st.PutTotal != 1 {
@@ -124,10 +126,10 @@ func TestWorkerWithoutAutoExtendLosesOverrunningTask(t *testing.T) {
 }
 
 // A renewal the master refuses (the lease was lost meanwhile) is counted,
-// and that lease is not renewed again.
+// and that lease is no longer renewed.
 func TestWorkerCountsRefusedRenewals(t *testing.T) {
 	clk := clock.NewManual(time.Unix(1700000000, 0))
-	m := startMaster(t, masterConfig{Clock: clk, LeaseTime: 100 * time.Millisecond})
+	m := startMaster(t, masterConfig{Clock: clk, LeaseTime: time.Second})
 	c := m.dial(t)
 	ctx := testContext(t)
 	if _, err := c.Queue("tasks").Put(ctx, []byte("x")); err != nil {
@@ -154,7 +156,7 @@ func TestWorkerCountsRefusedRenewals(t *testing.T) {
 		clk.Advance(time.Second)
 		return m.broker.ExpireLeases() == 1
 	})
-	waitFor(t, "the renewal to be refused", func() bool { return w.Stats().Refused == 1 })
+	waitFor(t, "the renewal to be refused", func() bool { return w.Stats().Refused >= 1 })
 	rn := first.settler.(*workerStream).renew
 	waitFor(t, "the lost lease to be marked", func() bool {
 		rn.mu.Lock()
@@ -168,11 +170,13 @@ func TestWorkerCountsRefusedRenewals(t *testing.T) {
 	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
-	// The renewal and the late ack.
-	if st := w.Stats(); st.Refused != 2 {
-		t.Fatalf("worker stats: %+v", st)
+	// A renewal (or two, if the refusal was slower than a tick) and the
+	// late ack.
+	ws := w.Stats()
+	if ws.Refused < 2 {
+		t.Fatalf("worker stats: %+v", ws)
 	}
-	if st := m.stats("tasks"); st.AckedTotal != 1 || st.ExpiredTotal != 1 || st.RefusedTotal != 2 {
+	if st := m.stats("tasks"); st.AckedTotal != 1 || st.ExpiredTotal != 1 || st.RefusedTotal != ws.Refused {
 		t.Fatalf("tasks: %+v", st)
 	}
 }
