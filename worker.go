@@ -59,9 +59,11 @@ type WorkerConfig struct {
 	// waiting to run, once a quarter of the lease has passed since it
 	// received or last extended it (by its own clock; the master says how
 	// long its leases are), until the handler returns: a slow but live
-	// worker keeps its tasks, and a hung one still loses them, as it stops
-	// extending. Set NoAutoExtend for handlers that should lose a task they
-	// overrun to another worker; Task.Extend still extends by hand.
+	// worker keeps its tasks, and a hung process still loses them, as it
+	// stops extending. A handler stuck inside a live worker keeps its task
+	// too, until the worker stops. Set NoAutoExtend for handlers that should
+	// lose a task they overrun to another worker; Task.Extend still extends
+	// by hand.
 	NoAutoExtend bool
 	// OnConnection, if set, is called with true when a stream to the
 	// master opens and with false when it ends; the slave reports it as
