@@ -259,8 +259,8 @@ func TestLeaseAndSettle(t *testing.T) {
 	if err != nil || string(a.Payload) != "a" || a.Attempt != 1 {
 		t.Fatalf("Lease = %+v, %v", a, err)
 	}
-	if want := clock.Now().Add(time.Minute); !a.Deadline.Equal(want) {
-		t.Fatalf("deadline %v, want %v", a.Deadline, want)
+	if want := clock.Now().Add(time.Minute); !a.Deadline.Equal(want) || a.LeaseTime != time.Minute {
+		t.Fatalf("deadline %v, lease time %v; want %v, 1m0s", a.Deadline, a.LeaseTime, want)
 	}
 	if err := a.Done(ctx); err != nil {
 		t.Fatal(err)
@@ -315,7 +315,7 @@ func TestLeaseAndSettle(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err := c.Queue("results").GetNowait(ctx)
-	if err != nil || r.ReplyTo != b.ID || string(r.Payload) != "B" {
+	if err != nil || r.ReplyTo != b.ID || string(r.Payload) != "B" || r.LeaseTime != 0 {
 		t.Fatalf("reply: %+v, %v", r, err)
 	}
 

@@ -21,6 +21,7 @@ func taskFromPB(d *pb.Delivery, s settler) *Task {
 	if ms := d.GetLeaseDeadlineMs(); ms != 0 {
 		t.Deadline = time.UnixMilli(ms)
 	}
+	t.LeaseTime = time.Duration(d.GetLeaseMs()) * time.Millisecond
 	return t
 }
 
@@ -40,12 +41,13 @@ func tasksFromBatch(b *pb.DeliveryBatch, s settler) ([]*Task, error) {
 	if ms := b.GetLeaseDeadlineMs(); ms != 0 {
 		deadline = time.UnixMilli(ms)
 	}
+	leaseTime := time.Duration(b.GetLeaseMs()) * time.Millisecond
 	all := make([]Task, n)
 	out := make([]*Task, n)
 	err := packed.Each(b.GetPayloads(), func(i int, payload []byte) {
 		t := &all[i]
 		t.ID, t.lease, t.Attempt = b.Ids[i], b.Leases[i], int(b.Attempts[i])
-		t.Payload, t.Deadline, t.settler = payload, deadline, s
+		t.Payload, t.Deadline, t.LeaseTime, t.settler = payload, deadline, leaseTime, s
 		if len(b.ReplyTo) == n {
 			t.ReplyTo = b.ReplyTo[i]
 		}

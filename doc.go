@@ -26,5 +26,6 @@
 // is acknowledged; if the worker dies, hangs past the lease, or loses the
 // network, the master hands the task to another worker and refuses the late
 // acknowledgement of the first, so the result queue gets exactly one reply
-// per task.
+// per task. A worker extends the leases of the tasks it holds while their
+// handlers run, so a slow but live worker keeps them.
 package distq

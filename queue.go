@@ -100,8 +100,15 @@ type Task struct {
 	Headers map[string]string
 	// ReplyTo is, for a reply put by an ack, the id of the task it answers.
 	ReplyTo uint64
-	// Deadline is when the lease runs out unless extended.
+	// Deadline is when the lease runs out unless extended, by the master's
+	// clock. A Worker extends the lease by itself while it holds the task,
+	// so there it is only the first deadline.
 	Deadline time.Time
+	// LeaseTime is the lease's length (0 when the task is not leased, or
+	// its master does not say). A consumer that keeps a task longer extends
+	// it well before LeaseTime has passed since it received the task, by
+	// its own clock, as the master's clock may differ.
+	LeaseTime time.Duration
 
 	lease   uint64
 	settler settler
@@ -149,7 +156,11 @@ func (t *Task) Release(ctx context.Context) error {
 }
 
 // Extend keeps the lease for d from now (0: the master's lease time), for
-// work that takes longer than the lease.
+// work that takes longer than the lease. A Worker does this by itself (see
+// WorkerConfig.NoAutoExtend); its handlers need Extend only to hold a task
+// for longer than a lease even should the worker stop extending (hang).
+// There, Extend never shortens a lease: a d shorter than a lease counts as
+// one lease.
 func (t *Task) Extend(ctx context.Context, d time.Duration) error {
 	return t.settler.extend(ctx, t, d)
 }

@@ -54,6 +54,17 @@ type WorkerConfig struct {
 	// master). By default Run returns nil then, as the recipe's slave ends
 	// when its work is done.
 	KeepRunningOnClose bool
+	// NoAutoExtend turns off the automatic extension of leases. By default
+	// the worker extends the lease of every task it holds, running or
+	// waiting to run, once a quarter of the lease has passed since it
+	// received or last extended it (by its own clock; the master says how
+	// long its leases are), until the handler returns: a slow but live
+	// worker keeps its tasks, and a hung process still loses them, as it
+	// stops extending. A handler stuck inside a live worker keeps its task
+	// too, until the worker stops. Set NoAutoExtend for handlers that should
+	// lose a task they overrun to another worker; Task.Extend still extends
+	// by hand.
+	NoAutoExtend bool
 	// OnConnection, if set, is called with true when a stream to the
 	// master opens and with false when it ends; the slave reports it as
 	// its health.
@@ -68,6 +79,7 @@ type WorkerStats struct {
 	Failed     uint64 // handler returned an error
 	Released   uint64 // handed back unstarted at shutdown or reconnect
 	Refused    uint64 // settles the master refused: the lease had moved on
+	Extended   uint64 // lease extensions the worker sent by itself
 	Reconnects uint64
 }
 
@@ -81,7 +93,7 @@ type Worker struct {
 	h   Handler
 	log hclog.Logger
 
-	processed, failed, released, refused, reconnects atomic.Uint64
+	processed, failed, released, refused, extended, reconnects atomic.Uint64
 	// taskNanos is a moving average of the handler time per task, for the
 	// adaptive prefetch; 0 until measured.
 	taskNanos atomic.Int64
@@ -142,6 +154,7 @@ func (w *Worker) Stats() WorkerStats {
 		Failed:     w.failed.Load(),
 		Released:   w.released.Load(),
 		Refused:    w.refused.Load(),
+		Extended:   w.extended.Load(),
 		Reconnects: w.reconnects.Load(),
 	}
 }
@@ -198,6 +211,7 @@ func (w *Worker) observe(d time.Duration, n int) {
 type job struct {
 	tasks []*Task
 	s     *workerStream
+	held  *heldChunk // its place in s.renew; nil if its leases are not extended
 }
 
 // Run works until ctx ends (then it shuts down gracefully and returns nil),
@@ -233,7 +247,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	close(jobs)
 	wg.Wait()
 	st := w.Stats()
-	w.log.Info("worker stopped", "processed", st.Processed, "failed", st.Failed, "released", st.Released, "refused", st.Refused, "reconnects", st.Reconnects)
+	w.log.Info("worker stopped", "processed", st.Processed, "failed", st.Failed, "released", st.Released, "refused", st.Refused, "extended", st.Extended, "reconnects", st.Reconnects)
 	return err
 }
 
@@ -272,7 +286,7 @@ func (w *Worker) runJob(ctx, hctx context.Context, j job) {
 		if i < len(j.tasks)-1 {
 			if d := time.Since(start); d > flushAfter {
 				w.observe(d, ran)
-				w.push(j.s, st)
+				w.push(j, st, i+1)
 				// Tasks this slow flush again soon: room for about as
 				// many as ran, not for the whole rest of the chunk.
 				st = newSettles(min(len(j.tasks)-i-1, 2*max(ran, 1)), replies)
@@ -281,13 +295,18 @@ func (w *Worker) runJob(ctx, hctx context.Context, j job) {
 		}
 	}
 	w.observe(time.Since(start), ran)
-	w.push(j.s, st)
+	w.push(j, st, len(j.tasks))
 }
 
-// push hands a chunk's settles to the sender.
-func (w *Worker) push(s *workerStream, st *settles) {
+// push hands the settles of j.tasks[:upto] to the sender, once their leases
+// are no longer extended.
+func (w *Worker) push(j job, st *settles, upto int) {
 	if st.len() == 0 {
 		return
+	}
+	s := j.s
+	if j.held != nil {
+		s.renew.settled(j.held, upto)
 	}
 	// Counted before the hand-off: from then on st belongs to the sender.
 	acked := uint64(len(st.ackIDs))

@@ -49,6 +49,7 @@ type workerStream struct {
 	doneOnce sync.Once
 	held     atomic.Int64 // deliveries received and not yet settled
 	received atomic.Int64 // deliveries received in all
+	renew    *renewals    // nil when the worker does not extend leases itself
 }
 
 func (s *workerStream) isDone() bool {
@@ -84,6 +85,9 @@ func (s *workerStream) nack(context.Context, *Task, error, pb.NackAction) error 
 }
 
 func (s *workerStream) extend(ctx context.Context, t *Task, d time.Duration) error {
+	if s.renew != nil {
+		d = s.renew.extended(t, d)
+	}
 	if !s.settle(&settles{extends: []*pb.Extend{{Id: t.ID, Lease: t.lease, LeaseMs: durationMs(d)}}}) {
 		return &Error{Kind: ErrLeaseLost, Msg: "the stream that delivered the task is gone"}
 	}
@@ -113,6 +117,17 @@ func (w *Worker) consume(ctx context.Context, jobs chan<- job) (delivered bool, 
 	}
 	s := &workerStream{out: make(chan *settles, w.maxWindow()), done: make(chan struct{})}
 	defer s.finish()
+	// Leases are renewed from this loop, which sends everything on the
+	// stream: a renewal taken from s.renew goes out before the settle of
+	// its task, which the pool queues on s.out only once the task left
+	// s.renew. The ticker starts once a delivery says how long leases are.
+	var leaseKnown <-chan time.Duration
+	var tick <-chan time.Time
+	var due []*Task // reused from tick to tick
+	if !w.cfg.NoAutoExtend {
+		s.renew = newRenewals()
+		leaseKnown = s.renew.known
+	}
 	if hook := w.cfg.OnConnection; hook != nil {
 		hook(true)
 		defer hook(false)
@@ -168,6 +183,17 @@ func (w *Worker) consume(ctx context.Context, jobs chan<- job) (delivered bool, 
 				return gotAny.Load(), w.streamErr(stream, err)
 			}
 			s.held.Add(-int64(settled))
+		case every := <-leaseKnown:
+			leaseKnown = nil
+			t := time.NewTicker(every)
+			defer t.Stop()
+			tick = t.C
+		case <-tick:
+			var err error
+			if due, err = w.renewLeases(stream, s.renew, due[:0]); err != nil {
+				s.finish()
+				return gotAny.Load(), w.streamErr(stream, err)
+			}
 		case err := <-recvErr:
 			s.finish()
 			return gotAny.Load(), err
@@ -223,6 +249,33 @@ func (w *Worker) request(st *settles, out <-chan *settles) (*pb.ConsumeRequest, 
 	return req, n
 }
 
+// renewLeases extends the leases that are due, in requests of their own;
+// buf is room for the due tasks, returned emptied for the next tick.
+func (w *Worker) renewLeases(stream pb.QueueService_ConsumeClient, r *renewals, buf []*Task) ([]*Task, error) {
+	due := r.due(buf)
+	if len(due) == 0 {
+		return due, nil
+	}
+	defer clear(due) // holds no tasks until the next tick
+	exts := make([]pb.Extend, len(due))
+	reqExts := make([]*pb.Extend, len(due))
+	for i, t := range due {
+		// Lease 0: the master's lease time, as long as the first.
+		exts[i].Id, exts[i].Lease = t.ID, t.lease
+		reqExts[i] = &exts[i]
+	}
+	for len(reqExts) > 0 {
+		n := min(len(reqExts), maxSettleBatch)
+		if err := stream.Send(&pb.ConsumeRequest{Extends: reqExts[:n]}); err != nil {
+			return due[:0], err
+		}
+		reqExts = reqExts[n:]
+	}
+	w.extended.Add(uint64(len(due)))
+	w.log.Trace("leases renewed", "count", len(due))
+	return due[:0], nil
+}
+
 // streamErr finds the stream's real status after a failed Send.
 func (w *Worker) streamErr(stream pb.QueueService_ConsumeClient, err error) error {
 	if err == io.EOF {
@@ -247,9 +300,14 @@ func (w *Worker) receive(ctx context.Context, stream pb.QueueService_ConsumeClie
 			}
 			return fromStatus(err)
 		}
-		for _, r := range resp.GetRefused() {
-			w.refused.Add(1)
-			w.log.Warn("settle refused by master: lease no longer held (task was redelivered)", "id", r.GetId(), "lease", r.GetLease(), "reason", r.GetReason())
+		if rs := resp.GetRefused(); len(rs) > 0 {
+			for _, r := range rs {
+				w.refused.Add(1)
+				w.log.Warn("settle refused by master: lease no longer held (task was redelivered)", "id", r.GetId(), "lease", r.GetLease(), "reason", r.GetReason())
+			}
+			if s.renew != nil {
+				s.renew.refused(rs)
+			}
 		}
 		tasks, err := tasksFromBatch(resp.GetBatch(), s)
 		if err != nil {
@@ -268,11 +326,23 @@ func (w *Worker) receive(ctx context.Context, stream pb.QueueService_ConsumeClie
 		s.held.Add(int64(len(tasks)))
 		s.received.Add(int64(len(tasks)))
 		size := (len(tasks) + w.cfg.Concurrency - 1) / w.cfg.Concurrency
-		for len(tasks) > 0 {
-			chunk := tasks[:min(size, len(tasks))]
-			tasks = tasks[len(chunk):]
+		var held []heldChunk // the chunks' places in s.renew, one allocation
+		if s.renew != nil && tasks[0].LeaseTime > 0 {
+			held = make([]heldChunk, (len(tasks)+size-1)/size)
+			for i := range held {
+				held[i].tasks = tasks[i*size : min((i+1)*size, len(tasks))]
+			}
+			// Before the pool sees them: a handler may return at once.
+			s.renew.add(held, tasks[0].LeaseTime)
+		}
+		for i := 0; len(tasks) > 0; i++ {
+			j := job{tasks: tasks[:min(size, len(tasks))], s: s}
+			tasks = tasks[len(j.tasks):]
+			if held != nil {
+				j.held = &held[i]
+			}
 			select {
-			case jobs <- job{tasks: chunk, s: s}:
+			case jobs <- j:
 			case <-ctx.Done():
 				return ctx.Err()
 			}

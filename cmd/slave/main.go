@@ -56,6 +56,7 @@ type Main struct {
 	delay           time.Duration
 	shutdownTimeout time.Duration
 	maxBackoff      time.Duration
+	noAutoExtend    bool
 	tlsCA           string
 	tlsCert         string
 	tlsKey          string
@@ -81,6 +82,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.queue, "queue", "tasks", "queue to take tasks from")
 	fs.StringVar(&m.replyQueue, "reply-queue", "results", "queue the results go to")
 	fs.DurationVar(&m.delay, "delay", 0, "simulated extra work per task, like the recipe's time.sleep")
+	fs.BoolVar(&m.noAutoExtend, "no-auto-extend", false, "do not extend the leases of held tasks: a task that runs past -lease on the master is redone elsewhere")
 	fs.DurationVar(&m.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long running tasks get to finish")
 	fs.DurationVar(&m.maxBackoff, "max-backoff", 10*time.Second, "longest wait between reconnection attempts (randomised, exponential from 100ms)")
 	fs.StringVar(&m.tlsCA, "tls-ca", "", "PEM CA `file` that signed the master's certificate; enables TLS")
@@ -170,13 +172,14 @@ func (m *Main) Run(ctx context.Context) error {
 		Prefetch:        m.prefetch,
 		ShutdownTimeout: m.shutdownTimeout,
 		MaxBackoff:      m.maxBackoff,
+		NoAutoExtend:    m.noAutoExtend,
 		OnConnection:    onConn,
 		Logger:          log.Named("worker"),
 	}, m.square)
 	if err != nil {
 		return err
 	}
-	log.Info("slave starting", "master", m.master, "queue", m.queue, "concurrency", m.concurrency, "tls", tlsCfg != nil)
+	log.Info("slave starting", "master", m.master, "queue", m.queue, "concurrency", m.concurrency, "auto_extend", !m.noAutoExtend, "tls", tlsCfg != nil)
 	return w.Run(ctx)
 }
 

@@ -37,8 +37,10 @@ func toPutMessages(req *pb.PutRequest) ([]queue.Message, error) {
 }
 
 // toBatch encodes deliveries as columns, except those with headers or an
-// error, which keep their own Delivery message.
-func toBatch(ds []queue.Delivery) (*pb.DeliveryBatch, []*pb.Delivery) {
+// error, which keep their own Delivery message. leaseMs is the master's
+// lease length, sent with leased deliveries so that a consumer knows when
+// to extend them by its own clock.
+func toBatch(ds []queue.Delivery, leaseMs uint32) (*pb.DeliveryBatch, []*pb.Delivery) {
 	if len(ds) == 0 {
 		return nil, nil
 	}
@@ -53,7 +55,7 @@ func toBatch(ds []queue.Delivery) (*pb.DeliveryBatch, []*pb.Delivery) {
 	for i := range ds {
 		d := &ds[i]
 		if len(d.Headers) > 0 || d.Error != "" {
-			plain = append(plain, toDelivery(d))
+			plain = append(plain, toDelivery(d, leaseMs))
 			continue
 		}
 		if d.ReplyTo != 0 && replyTo == nil {
@@ -68,6 +70,7 @@ func toBatch(ds []queue.Delivery) (*pb.DeliveryBatch, []*pb.Delivery) {
 		payloads.Add(d.Payload)
 		if b.LeaseDeadlineMs == 0 && !d.Deadline.IsZero() {
 			b.LeaseDeadlineMs = d.Deadline.UnixMilli()
+			b.LeaseMs = leaseMs
 		}
 	}
 	if len(b.Ids) == 0 {
@@ -118,7 +121,8 @@ func (s *queueService) appendAckBatch(out []queue.Ack, b *pb.AckBatch) ([]queue.
 	return out, nil
 }
 
-func toDelivery(d *queue.Delivery) *pb.Delivery {
+// toDelivery encodes one delivery; leaseMs is as for toBatch.
+func toDelivery(d *queue.Delivery, leaseMs uint32) *pb.Delivery {
 	out := &pb.Delivery{
 		Id:      d.ID,
 		Lease:   d.Lease,
@@ -130,14 +134,15 @@ func toDelivery(d *queue.Delivery) *pb.Delivery {
 	}
 	if !d.Deadline.IsZero() {
 		out.LeaseDeadlineMs = d.Deadline.UnixMilli()
+		out.LeaseMs = leaseMs
 	}
 	return out
 }
 
-func toDeliveries(ds []queue.Delivery) []*pb.Delivery {
+func toDeliveries(ds []queue.Delivery, leaseMs uint32) []*pb.Delivery {
 	out := make([]*pb.Delivery, len(ds))
 	for i := range ds {
-		out[i] = toDelivery(&ds[i])
+		out[i] = toDelivery(&ds[i], leaseMs)
 	}
 	return out
 }
@@ -227,3 +232,7 @@ func toStats(st queue.Stats) *pb.QueueStats {
 }
 
 func millis(ms uint32) time.Duration { return time.Duration(ms) * time.Millisecond }
+
+// leaseMillis is a lease length for the wire: whole milliseconds, at least
+// 1 (the broker's lease is 1 ms to 24 h, so it always fits).
+func leaseMillis(d time.Duration) uint32 { return uint32(max(d.Milliseconds(), 1)) }

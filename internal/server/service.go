@@ -157,11 +157,16 @@ func (s *queueService) Consume(stream pb.QueueService_ConsumeServer) error {
 		if err != nil {
 			return err
 		}
+		// Extends go first: a consumer extends a lease only before it
+		// settles it, and one request may carry both (a worker's handler
+		// extends, then returns, and both go out together).
+		if exts := req.GetExtends(); len(exts) > 0 {
+			refused = append(refused, toRefused(c.Extend(toExtends(exts)))...)
+		}
 		refused = append(refused, toRefused(c.Ack(acks))...)
 		clear(acks) // holds no payloads until the next request
 		ackBuf = acks
 		refused = append(refused, toRefused(c.Nack(toNacks(req.GetNacks())))...)
-		refused = append(refused, toRefused(c.Extend(toExtends(req.GetExtends())))...)
 		c.Grant(int(req.GetCredit()))
 		if len(refused) > 0 {
 			s.refusals.Refused("settles refused", "leases no longer held", peerAddr(stream.Context()),
@@ -195,15 +200,16 @@ func (s *queueService) Consume(stream pb.QueueService_ConsumeServer) error {
 	}()
 
 	packedOut := first.GetPacked()
+	leaseMs := leaseMillis(s.broker.LeaseTime())
 	var buf []queue.Delivery
 	for {
 		buf, err = c.Next(ctx, buf[:0])
 		if len(buf) > 0 {
 			resp := &pb.ConsumeResponse{}
 			if packedOut {
-				resp.Batch, resp.Deliveries = toBatch(buf)
+				resp.Batch, resp.Deliveries = toBatch(buf, leaseMs)
 			} else {
-				resp.Deliveries = toDeliveries(buf)
+				resp.Deliveries = toDeliveries(buf, leaseMs)
 			}
 			if serr := send(resp); serr != nil {
 				return serr
@@ -258,12 +264,14 @@ func (s *queueService) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetResp
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	// Deliveries taken without auto-ack are leased: they carry the lease.
+	leaseMs := leaseMillis(s.broker.LeaseTime())
 	if req.GetPacked() {
 		resp := &pb.GetResponse{}
-		resp.Batch, resp.Deliveries = toBatch(ds)
+		resp.Batch, resp.Deliveries = toBatch(ds, leaseMs)
 		return resp, nil
 	}
-	return &pb.GetResponse{Deliveries: toDeliveries(ds)}, nil
+	return &pb.GetResponse{Deliveries: toDeliveries(ds, leaseMs)}, nil
 }
 
 func (s *queueService) Ack(ctx context.Context, req *pb.AckRequest) (*pb.AckResponse, error) {
@@ -361,7 +369,8 @@ func (s *queueService) Peek(ctx context.Context, req *pb.PeekRequest) (*pb.PeekR
 	if offset > 1<<62 {
 		return &pb.PeekResponse{}, nil
 	}
-	return &pb.PeekResponse{Items: toDeliveries(q.Peek(int(offset), limit))}, nil
+	// Peeked items are not leased: they carry no lease.
+	return &pb.PeekResponse{Items: toDeliveries(q.Peek(int(offset), limit), 0)}, nil
 }
 
 func (s *queueService) Requeue(ctx context.Context, req *pb.RequeueRequest) (*pb.RequeueResponse, error) {
