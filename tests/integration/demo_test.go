@@ -33,7 +33,9 @@ func checkExactlyOnce(t *testing.T, m *proc, n int) demo.Summary {
 
 func TestDemoCompletes(t *testing.T) {
 	key := writeKey(t, testKey)
-	m, addr := startMaster(t, key, "-demo", "3000", "-demo-progress", "log")
+	// Both slaves connect before the demo starts: a slave started after the
+	// master finished (a loaded machine) would wait for it for ever.
+	m, addr := startMaster(t, key, "-demo", "3000", "-demo-progress", "log", "-demo-slaves", "2")
 	a := startSlave(t, "slave-a", addr, key, "-concurrency", "2")
 	b := startSlave(t, "slave-b", addr, key, "-concurrency", "2")
 	checkExactlyOnce(t, m, 3000)
@@ -85,8 +87,11 @@ func TestDemoWaitsForSlaves(t *testing.T) {
 func TestSlaveKilledMidRun(t *testing.T) {
 	const n = 20000
 	key := writeKey(t, testKey)
-	m, addr := startMaster(t, key, "-demo", fmt.Sprint(n), "-demo-progress", "log")
-	victim := startSlave(t, "slave-victim", addr, key, "-concurrency", "2", "-delay", "200us")
+	m, addr := startMaster(t, key, "-demo", fmt.Sprint(n), "-demo-progress", "log", "-demo-slaves", "3")
+	// The victim's tasks never finish (it extends their leases while they
+	// run): the demo cannot end before it is killed, however slow the
+	// machine, and its tasks must come back.
+	victim := startSlave(t, "slave-victim", addr, key, "-concurrency", "2", "-delay", "1h")
 	startSlave(t, "slave-b", addr, key, "-concurrency", "2", "-delay", "200us")
 	startSlave(t, "slave-c", addr, key, "-concurrency", "2", "-delay", "200us")
 	victim.waitLine("receiving tasks", 30*time.Second)
@@ -99,12 +104,14 @@ func TestSlaveKilledMidRun(t *testing.T) {
 }
 
 // A slave stopped past its lease has its tasks redone elsewhere, and its
-// late acks are refused when it resumes.
+// late settles are refused when it resumes: here the renewals of the
+// leases it held, whose tasks run for an hour, so that it holds them
+// whenever the stop lands, however slow the machine.
 func TestSlaveStoppedPastLease(t *testing.T) {
 	const n = 5000
 	key := writeKey(t, testKey)
-	m, addr := startMaster(t, key, "-demo", fmt.Sprint(n), "-demo-progress", "log", "-lease", "1s")
-	sleeper := startSlave(t, "slave-stopped", addr, key, "-concurrency", "2", "-delay", "2ms")
+	m, addr := startMaster(t, key, "-demo", fmt.Sprint(n), "-demo-progress", "log", "-lease", "1s", "-demo-slaves", "2")
+	sleeper := startSlave(t, "slave-stopped", addr, key, "-concurrency", "2", "-delay", "1h")
 	startSlave(t, "slave-b", addr, key, "-concurrency", "2", "-delay", "2ms")
 	sleeper.waitLine("receiving tasks", 30*time.Second)
 	sleeper.signal(syscall.SIGSTOP)
@@ -113,7 +120,7 @@ func TestSlaveStoppedPastLease(t *testing.T) {
 	sleeper.waitLine("settle refused by master", 30*time.Second)
 	s := checkExactlyOnce(t, m, n)
 	if s.Expired == 0 || s.Refused == 0 {
-		t.Errorf("summary %+v: want expired leases and refused late acks", s)
+		t.Errorf("summary %+v: want expired leases and refused late settles", s)
 	}
 }
 
@@ -122,31 +129,37 @@ func TestSlaveStoppedPastLease(t *testing.T) {
 func TestWrongKeySlave(t *testing.T) {
 	const n = 2000
 	key := writeKey(t, testKey)
-	m, addr := startMaster(t, key, "-demo", fmt.Sprint(n), "-demo-progress", "log")
+	// The master waits for two good slaves, so it is there for the bad one
+	// to be refused by, however late that one gets going.
+	m, addr := startMaster(t, key, "-demo", fmt.Sprint(n), "-demo-progress", "log", "-demo-slaves", "2")
 	bad := startSlave(t, "slave-badkey", addr, writeKey(t, "not-the-key-at-all-0123456789"))
-	startSlave(t, "slave-a", addr, key, "-concurrency", "2")
-	startSlave(t, "slave-b", addr, key, "-concurrency", "2")
 	if code := bad.wait(time.Minute); code == 0 {
 		t.Errorf("slave with the wrong key exited 0")
 	}
 	if out := bad.output(); !strings.Contains(out, "authkey") {
 		t.Errorf("the wrong-key slave's message does not mention the authkey:\n%s", out)
 	}
+	startSlave(t, "slave-a", addr, key, "-concurrency", "2")
+	startSlave(t, "slave-b", addr, key, "-concurrency", "2")
 	checkExactlyOnce(t, m, n)
 }
 
-// SIGTERM on a slave: it finishes or hands back what it holds and exits 0.
+// SIGTERM on a slave: it hands back what it has not started, gives what
+// runs its -shutdown-timeout, and exits 0. Its tasks run for an hour, so
+// it holds them whenever the signal lands; the others redo them.
 func TestSlaveGracefulStop(t *testing.T) {
 	const n = 3000
 	key := writeKey(t, testKey)
-	m, addr := startMaster(t, key, "-demo", fmt.Sprint(n), "-demo-progress", "log")
-	leaver := startSlave(t, "slave-leaving", addr, key, "-concurrency", "2", "-delay", "1ms")
+	m, addr := startMaster(t, key, "-demo", fmt.Sprint(n), "-demo-progress", "log", "-demo-slaves", "2")
+	leaver := startSlave(t, "slave-leaving", addr, key, "-concurrency", "2", "-delay", "1h", "-shutdown-timeout", "1s")
 	startSlave(t, "slave-b", addr, key, "-concurrency", "2", "-delay", "1ms")
 	leaver.waitLine("receiving tasks", 30*time.Second)
 	leaver.signal(syscall.SIGTERM)
 	if code := leaver.wait(time.Minute); code != 0 {
 		t.Errorf("slave stopped by SIGTERM exited %d; want 0", code)
 	}
-	leaver.waitLine("worker stopped", time.Second)
+	if line := leaver.waitLine("worker stopped", time.Second); stat(t, line, "released") == 0 {
+		t.Errorf("slave's last word %q: want the unstarted tasks handed back", line)
+	}
 	checkExactlyOnce(t, m, n)
 }
