@@ -187,19 +187,23 @@ func FuzzLogin(f *testing.F) {
 func FuzzReplayGuard(f *testing.F) {
 	f.Add([]byte{1, 2, 3, 2, 1, 0})
 	f.Add([]byte{0xff, 0x10, 0x00, 0x80, 0x7f, 0x01})
-	f.Add([]byte{0xf0, 0xff, 0xff, 0x00, 0x00, 0x00, 0x10, 0x01, 0x03})
+	f.Add([]byte{0xf0, 0xff, 0xff, 0x00, 0x00, 0x80, 0x10, 0x01, 0x83})
 	f.Add([]byte{0x00, 0x05, 0x41, 0x00, 0x04, 0x41, 0x00, 0x03, 0x41, 0x00, 0x02, 0x00})
+	// Forward in one word, then back onto a seq seen: a replay.
+	f.Add([]byte{0x00, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x01, 0x00, 0xff, 0xff, 0x00})
+	f.Add([]byte{0x00, 0x01, 0x00, 0x00, 0x02, 0x00, 0xff, 0xff, 0x00, 0xff, 0xff, 0x00})
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		var g replayGuard
 		m := replayModel{seen: map[uint64]bool{}}
 		var cur uint64
 		now := int64(time.Second)
 		for i := 0; i+2 < len(ops); i += 3 {
-			// Two bytes move cur by a signed step (the top bits of the
-			// first make it a large jump); the third, when its bit 6 is
-			// set, moves the clock on by up to 63 quarters of the horizon.
+			// Two bytes move cur by a signed step; the third, with its
+			// bit 7, makes the step a jump (times 2^14) and, with its
+			// bit 6, moves the clock on by up to 63 quarters of the
+			// horizon.
 			step := int64(int16(uint16(ops[i])<<8 | uint16(ops[i+1])))
-			if ops[i]&0x80 != 0 && ops[i]&0x40 != 0 {
+			if ops[i+2]&0x80 != 0 {
 				step *= 1 << 14
 			}
 			cur = uint64(int64(cur) + step)

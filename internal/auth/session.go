@@ -35,15 +35,16 @@ type session struct {
 // session has an open stream, Login fails with RESOURCE_EXHAUSTED instead:
 // evicting would cut off a live stream's session.
 type sessionTable struct {
-	mu   sync.Mutex
-	max  int
-	ttl  time.Duration // idle lifetime
-	byID map[string]*session
-	idle list.List // of *session with streams == 0, most recently used first
+	mu     sync.Mutex
+	max    int
+	replay ringBudget    // the replay guards' rings, together
+	ttl    time.Duration // idle lifetime
+	byID   map[string]*session
+	idle   list.List // of *session with streams == 0, most recently used first
 }
 
 func newSessionTable(max int, idle time.Duration) *sessionTable {
-	return &sessionTable{max: max, ttl: idle, byID: make(map[string]*session)}
+	return &sessionTable{max: max, ttl: idle, byID: make(map[string]*session), replay: ringBudget{max: defaultRingBudget}}
 }
 
 // add inserts a new session, used at now.
@@ -58,7 +59,7 @@ func (t *sessionTable) add(id string, key []byte, now time.Time) (*session, erro
 		}
 		t.removeLocked(back.Value.(*session))
 	}
-	s := &session{id: id, key: key, lastUsed: now}
+	s := &session{id: id, key: key, lastUsed: now, replay: replayGuard{budget: &t.replay}}
 	s.idle = t.idle.PushFront(s)
 	t.byID[id] = s
 	return s, nil
@@ -164,6 +165,7 @@ func (t *sessionTable) sweepLocked(now time.Time) {
 }
 
 func (t *sessionTable) removeLocked(s *session) {
+	s.replay.release()
 	if s.idle != nil {
 		t.idle.Remove(s.idle)
 		s.idle = nil

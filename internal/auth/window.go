@@ -25,9 +25,14 @@ import "time"
 // its client made more than maxReplaySpan calls in the meantime.
 //
 // The seqs are kept as one bit each in a ring of words covering the range
-// that can still be accepted, (floor, highest]: a few hundred bytes for a
-// quiet session, maxReplaySpan/8 bytes (128 KiB) at most, which is what a
-// client making 17,000 calls a second for a minute needs.
+// that can still be accepted, (floor, highest]: a few bytes for a quiet
+// session, maxReplaySpan/8 bytes (128 KiB) at most, which is what a client
+// making 17,000 calls a second for a minute needs. The rings of all
+// sessions share a budget (ringBudget): a ring that would grow past it
+// stays as it is and its floor moves up instead, so that a key holder who
+// opens many sessions and makes each jump ahead cannot make the master
+// hold more than the budget; only stragglers of the growing session pay,
+// refused as stale (and sent again by their client).
 
 // ReplayHorizon is how long after it was signed a call may arrive and still
 // be accepted. auth.proto states it; clients retry a call refused as stale.
@@ -37,13 +42,22 @@ const ReplayHorizon = 60 * time.Second
 // be: the size of the ring in bits.
 const maxReplaySpan = 1 << 20
 
+// ringBudget bounds the words of all the sessions' rings together.
+type ringBudget struct {
+	used, max int
+}
+
+// defaultRingBudget is 64 MiB of rings: 512 sessions at the largest ring.
+const defaultRingBudget = 64 << 20 / 8
+
 // replayGuard is one session's record of used seqs. The zero value accepts
 // any seq from 1. Not safe for concurrent use; the session table's mutex
-// guards it.
+// guards it, and its budget.
 type replayGuard struct {
-	floor   uint64   // every seq <= floor is refused
-	highest uint64   // the highest seq accepted; bits cover (floor, highest]
-	words   []uint64 // ring: seq s is bit s%64 of words[(s/64)&(len-1)]; len is 0 or a power of two
+	budget  *ringBudget // nil: unbounded (tests)
+	floor   uint64      // every seq <= floor is refused
+	highest uint64      // the highest seq accepted; bits cover (floor, highest]
+	words   []uint64    // ring: seq s is bit s%64 of words[(s/64)&(len-1)]; len is 0 or a power of two
 
 	mark   uint64 // highest at the last rotation
 	markAt int64  // unix nanoseconds of the last rotation; 0 before the first call
@@ -102,18 +116,25 @@ func (g *replayGuard) rotate(now int64) {
 func (g *replayGuard) advance(seq uint64) {
 	g.floor = max(g.floor, spanFloor(seq))
 	lo, hi := (g.floor+1)/64, seq/64 // words the range needs
-	if hi-lo >= uint64(len(g.words)) {
-		g.resize(hi - lo + 1)
-	} else {
+	if hi-lo >= uint64(len(g.words)) && !g.resize(hi-lo+1) {
+		// Over budget: the ring keeps its size (at least a word) and the
+		// range moves up to fit in it.
+		if len(g.words) == 0 {
+			g.resize(1) // always granted
+		}
+		n := uint64(len(g.words))
+		g.floor = max(g.floor, (hi-n+1)*64-1)
+		lo = (g.floor + 1) / 64
+	}
+	if hi-lo < uint64(len(g.words)) {
 		// Words after the old highest's hold bits of seqs that left the
-		// range long ago; clear them as they come back into it.
+		// range long ago; clear them as they come back into it. (A seq in
+		// the old highest's own word enters no new word: nothing to
+		// clear. Computing hi-from there wrapped round and cleared the
+		// whole ring, forgetting every seq seen: replays were accepted.)
 		from := max(g.highest/64+1, lo)
-		if g.highest == 0 || hi-from >= uint64(len(g.words)) {
-			clear(g.words)
-		} else {
-			for w := from; w <= hi; w++ {
-				g.words[w&uint64(len(g.words)-1)] = 0
-			}
+		for w := from; w <= hi; w++ {
+			g.words[w&uint64(len(g.words)-1)] = 0
 		}
 	}
 	g.highest = seq
@@ -134,11 +155,19 @@ func (g *replayGuard) set(seq uint64) {
 }
 
 // resize makes the ring hold at least n words and copies the words of the
-// current range, (floor, highest], over.
-func (g *replayGuard) resize(n uint64) {
+// current range, (floor, highest], over. It fails, changing nothing, if the
+// ring would grow past the budget; a ring of one word is always granted.
+func (g *replayGuard) resize(n uint64) bool {
 	size := uint64(1)
 	for size < n {
 		size *= 2
+	}
+	if b := g.budget; b != nil {
+		grow := int(size) - len(g.words)
+		if grow > 0 && size > 1 && b.used+grow > b.max {
+			return false
+		}
+		b.used += grow
 	}
 	words := make([]uint64, size)
 	if g.highest > g.floor {
@@ -147,6 +176,15 @@ func (g *replayGuard) resize(n uint64) {
 		}
 	}
 	g.words = words
+	return true
+}
+
+// release gives the ring's words back to the budget (the session is gone).
+func (g *replayGuard) release() {
+	if g.budget != nil {
+		g.budget.used -= len(g.words)
+	}
+	g.words = nil
 }
 
 // shrink gives back a ring four times larger than the range it covers, so

@@ -97,6 +97,79 @@ func TestReplayGuardNeverRefusesAFreshCall(t *testing.T) {
 			}
 		}
 	}
+	for len(pending) > 0 { // the rest arrive, then every seq is replayed
+		c := heap.Pop(&pending).(call)
+		now = max(now, c.arriveAt)
+		if got := g.accept(c.seq, now); got != replayOK {
+			t.Fatalf("seq %d refused: %v", c.seq, got)
+		}
+	}
+	for s := uint64(1); s <= seq; s++ {
+		if got := g.accept(s, now); got == replayOK {
+			t.Fatalf("the replay of seq %d, long after, was accepted", s)
+		}
+	}
+}
+
+// Every seq accepted stays refused, however many seqs came after it, in
+// whatever order. (A ring cleared when a seq landed in the highest one's
+// word once forgot them all.)
+func TestReplayGuardRemembersEverySeq(t *testing.T) {
+	var g replayGuard
+	rng := rand.New(rand.NewPCG(3, 4))
+	seqs := rng.Perm(5000)
+	for i, s := range seqs {
+		if got := g.accept(uint64(s)+1, sec); got != replayOK {
+			t.Fatalf("seq %d refused: %v", s+1, got)
+		}
+		// Replay every seq accepted so far, now and then.
+		if i%500 == 0 {
+			for _, r := range seqs[:i+1] {
+				if got := g.accept(uint64(r)+1, sec); got == replayOK {
+					t.Fatalf("after %d seqs, the replay of seq %d was accepted", i+1, r+1)
+				}
+			}
+		}
+	}
+	for seq := uint64(1); seq <= 5000; seq++ {
+		if got := g.accept(seq, sec); got == replayOK {
+			t.Fatalf("the replay of seq %d was accepted", seq)
+		}
+	}
+}
+
+// The rings of all sessions share a budget: a ring that would outgrow it
+// moves its floor instead, and a session gone gives its words back.
+func TestReplayGuardBudget(t *testing.T) {
+	b := &ringBudget{max: 64}
+	g1, g2 := replayGuard{budget: b}, replayGuard{budget: b}
+	if g1.accept(1, sec) != replayOK || g1.accept(40*64, sec) != replayOK { // 41 words: a ring of 64
+		t.Fatal("refused within the budget")
+	}
+	if b.used != 64 || len(g1.words) != 64 {
+		t.Fatalf("budget used %d, ring %d words; want 64, 64", b.used, len(g1.words))
+	}
+	// g2 gets one word, whatever the budget, and no more: a jump moves
+	// its floor.
+	if g2.accept(1, sec) != replayOK || g2.accept(10*64, sec) != replayOK {
+		t.Fatal("a session over the budget had a fresh seq refused")
+	}
+	if len(g2.words) != 1 || b.used != 65 {
+		t.Fatalf("ring %d words, budget used %d; want 1, 65", len(g2.words), b.used)
+	}
+	if got := g2.accept(2, sec); got != replayStale {
+		t.Fatalf("straggler behind the moved floor: %v; want stale", got)
+	}
+	if got := g2.accept(10*64, sec); got != replaySeen {
+		t.Fatalf("replay: %v", got)
+	}
+	g1.release()
+	if b.used != 1 {
+		t.Fatalf("budget used %d after a session went; want 1", b.used)
+	}
+	if g2.accept(20*64, sec) != replayOK || len(g2.words) < 11 {
+		t.Fatalf("the freed budget was not used: ring of %d words", len(g2.words))
+	}
 }
 
 type call struct {
