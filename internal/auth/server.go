@@ -111,19 +111,24 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		refusals: cfg.Refusals,
 	}
 	if s.refusals == nil {
-		s.refusals = ratelog.New(cfg.Logger, ratelog.Config{})
+		s.refusals = ratelog.New(cfg.Logger, ratelog.Config{What: "refusals"})
 		s.ownRefusals = true
 	}
 	return s, nil
 }
 
 // refused logs a refusal through the rate limit, with the peer and method.
+// The method is the peer's to choose, so only its first 128 bytes go into
+// the log.
 func (s *Server) refused(ctx context.Context, msg, reason, method string) {
 	if method != "" {
-		s.refusals.Refused(msg, reason, peerAddr(ctx), "method", method)
+		if len(method) > maxLoggedMethod {
+			method = method[:maxLoggedMethod] + "..."
+		}
+		s.refusals.Note(msg, reason, peerAddr(ctx), "method", method)
 		return
 	}
-	s.refusals.Refused(msg, reason, peerAddr(ctx))
+	s.refusals.Note(msg, reason, peerAddr(ctx))
 }
 
 // Challenge starts a handshake: it issues a server_nonce and proves that the
@@ -194,6 +199,9 @@ func (s *Server) Close() error {
 	}
 	return nil
 }
+
+// maxLoggedMethod bounds the method name a refusal logs.
+const maxLoggedMethod = 128
 
 // peerAddr returns the caller's address for logs, or "unknown".
 func peerAddr(ctx context.Context) string {

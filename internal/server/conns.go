@@ -8,7 +8,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 
 	"github.com/distq/distq/internal/auth"
 	"github.com/distq/distq/internal/ratelog"
@@ -23,20 +26,21 @@ import (
 // against a 1,024-descriptor limit locked every real client out.
 //
 // A connection is unauthenticated from its accept until a Login succeeds
-// on it or a call on it presents valid session credentials
-// (authInterceptors). Until then it waits in
+// on it or a call on it presents valid session credentials (tap,
+// markLogin); until then it may have only a few calls open (the handshake,
+// health, reflection: maxPreAuthCalls). Until then it also waits in
 // a FIFO, oldest first; all wait the same time, so that is also the order
 // of their deadlines, and one loop closes the expired ones from the front.
 // There is no timer per connection.
 //
-// When a new connection would go past either cap, the oldest
-// unauthenticated connection is closed to make room, rather than the new
-// one refused: a flood of keyless connections then cannot keep a real
-// client out, as refusing would (the flood would only need to keep the
-// slots full). A real client authenticates within a few round trips of
-// connecting, far sooner than a flood can push it out. Only when every
-// connection is authenticated and -max-conns is reached is a new one
-// refused: closed at once, before any TLS or HTTP/2 work.
+// When a new connection would go past either cap, an unauthenticated one
+// is closed to make room, rather than the new one refused: refusing would
+// let a flood of keyless connections keep every real client out by just
+// keeping the places full. The one closed is the oldest of the host that
+// holds the most places (victimLocked), so a flood from one host pushes
+// out only its own connections. Only when every connection is
+// authenticated and -max-conns is reached is a new one refused: closed at
+// once, before any TLS or HTTP/2 work.
 type connGuard struct {
 	net.Listener
 	maxConns    int
@@ -46,7 +50,8 @@ type connGuard struct {
 
 	mu       sync.Mutex
 	byAddr   map[connAddr]*trackedConn
-	head     *trackedConn // oldest unauthenticated connection
+	hosts    map[string]*hostConns // unauthenticated connections by host
+	head     *trackedConn          // oldest unauthenticated connection
 	tail     *trackedConn
 	nunauth  int
 	total    int
@@ -72,11 +77,14 @@ type trackedConn struct {
 	addr       connAddr
 	acceptedAt time.Time
 	authed     atomic.Bool
+	preAuth    atomic.Int32 // calls open before it authenticated
 	closeOnce  sync.Once
 
 	// Guarded by g.mu.
-	prev, next *trackedConn // in the unauthenticated FIFO
-	inFIFO     bool
+	host         string       // the remote end's host, without the port
+	prev, next   *trackedConn // in the unauthenticated FIFO
+	hprev, hnext *trackedConn // in its host's list of them
+	inFIFO       bool         // in both while unauthenticated
 
 	// Calls held open on this connection (limits.go); guarded by the
 	// limiter's mutex.
@@ -91,6 +99,7 @@ func newConnGuard(lis net.Listener, maxConns, maxUnauth int, authTimeout time.Du
 		authTimeout: authTimeout,
 		refusals:    refusals,
 		byAddr:      make(map[connAddr]*trackedConn),
+		hosts:       make(map[string]*hostConns),
 		wake:        make(chan struct{}, 1),
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
@@ -122,6 +131,10 @@ func (g *connGuard) admit(c net.Conn) *trackedConn {
 		addr:       connAddr{c.LocalAddr().String(), c.RemoteAddr().String()},
 		acceptedAt: time.Now(),
 	}
+	tc.host = tc.addr.remote
+	if h, _, err := net.SplitHostPort(tc.host); err == nil {
+		tc.host = h
+	}
 	var evict *trackedConn
 	g.mu.Lock()
 	if g.closed {
@@ -133,11 +146,11 @@ func (g *connGuard) admit(c net.Conn) *trackedConn {
 		if g.head == nil {
 			g.mu.Unlock()
 			g.refused.Add(1)
-			g.refusals.Refused("connection refused", "-max-conns reached, every connection authenticated", tc.addr.remote)
+			g.refusals.Note("connection refused", "-max-conns reached, every connection authenticated", tc.addr.remote)
 			c.Close()
 			return nil
 		}
-		evict = g.head
+		evict = g.victimLocked()
 		g.unlinkLocked(evict)
 	}
 	g.total++
@@ -154,15 +167,51 @@ func (g *connGuard) admit(c net.Conn) *trackedConn {
 	g.accepted.Add(1)
 	if evict != nil {
 		g.evicted.Add(1)
-		g.refusals.Refused("connection closed", "made room at -max-unauth-conns/-max-conns: the oldest connection not yet authenticated", evict.addr.remote)
+		g.refusals.Note("connection closed", "made room at -max-unauth-conns/-max-conns: the oldest not yet authenticated of the host with the most", evict.addr.remote)
 		evict.Close()
 	}
 	return tc
 }
 
-// pushLocked appends tc to the unauthenticated FIFO, waking the loop if
-// the FIFO was empty.
+// victimLocked picks the connection to close to make room: the oldest
+// unauthenticated connection of the host that has the most of them. A
+// flood from one host, however fast, then only pushes out its own
+// connections, and a client on another host, even one slow to log in (a
+// long round trip, a TLS handshake), keeps its place. Only a flood from
+// as many hosts as there are places could push it out. The scan is over
+// the hosts holding unauthenticated connections, at most -max-unauth-conns.
+func (g *connGuard) victimLocked() *trackedConn {
+	var most *hostConns
+	for _, h := range g.hosts {
+		if most == nil || h.n > most.n || (h.n == most.n && h.head.acceptedAt.Before(most.head.acceptedAt)) {
+			most = h
+		}
+	}
+	return most.head
+}
+
+// hostConns lists one host's unauthenticated connections, oldest first.
+type hostConns struct {
+	head, tail *trackedConn
+	n          int
+}
+
+// pushLocked appends tc to the unauthenticated FIFO and to its host's
+// list, waking the loop if the FIFO was empty.
 func (g *connGuard) pushLocked(tc *trackedConn) {
+	h := g.hosts[tc.host]
+	if h == nil {
+		h = &hostConns{}
+		g.hosts[tc.host] = h
+	}
+	tc.hprev, tc.hnext = h.tail, nil
+	if h.tail != nil {
+		h.tail.hnext = tc
+	} else {
+		h.head = tc
+	}
+	h.tail = tc
+	h.n++
 	tc.prev, tc.next, tc.inFIFO = g.tail, nil, true
 	if g.tail != nil {
 		g.tail.next = tc
@@ -193,6 +242,21 @@ func (g *connGuard) unlinkLocked(tc *trackedConn) {
 	}
 	tc.prev, tc.next, tc.inFIFO = nil, nil, false
 	g.nunauth--
+	h := g.hosts[tc.host]
+	if tc.hprev != nil {
+		tc.hprev.hnext = tc.hnext
+	} else {
+		h.head = tc.hnext
+	}
+	if tc.hnext != nil {
+		tc.hnext.hprev = tc.hprev
+	} else {
+		h.tail = tc.hprev
+	}
+	tc.hprev, tc.hnext = nil, nil
+	if h.n--; h.n == 0 {
+		delete(g.hosts, tc.host)
+	}
 }
 
 // expireLoop closes connections still unauthenticated authTimeout after
@@ -235,7 +299,7 @@ func (g *connGuard) expireDue(now time.Time) time.Duration {
 	g.mu.Unlock()
 	for _, tc := range expired {
 		g.expired.Add(1)
-		g.refusals.Refused("connection closed", "not authenticated within -auth-timeout", tc.addr.remote, "timeout", g.authTimeout)
+		g.refusals.Note("connection closed", "not authenticated within -auth-timeout", tc.addr.remote, "timeout", g.authTimeout)
 		tc.Close()
 	}
 	return next
@@ -300,35 +364,53 @@ func connFromContext(ctx context.Context) *trackedConn {
 	return tc
 }
 
-// authInterceptors mark a connection authenticated when a call on it
-// proves the key: a successful Login, or any call whose session
-// credentials the auth service's tap verified. They run after the auth
-// service's own.
-func authInterceptors() []grpc.ServerOption {
-	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-			if _, ok := auth.SessionFromContext(ctx); ok {
-				markAuthenticated(ctx)
-			}
-			resp, err := handler(ctx, req)
-			if err == nil && info.FullMethod == pb.AuthService_Login_FullMethodName {
-				markAuthenticated(ctx)
-			}
-			return resp, err
-		}),
-		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-			if _, ok := auth.SessionFromContext(ss.Context()); ok {
-				markAuthenticated(ss.Context())
-			}
-			return handler(srv, ss)
-		}),
+// maxPreAuthCalls bounds the calls a connection may have open before it
+// authenticates. Calls without a session are refused at the tap, but the
+// exempt ones (the handshake, health, reflection) pass it: a keyless peer
+// once held 12,000 Health.Watch streams on two connections, 165 MiB. A
+// client needs one or two at a time.
+const maxPreAuthCalls = 16
+
+// tap wraps the auth service's tap: a call whose session credentials
+// verify marks its connection authenticated, and an exempt call on a
+// connection not yet authenticated is counted against maxPreAuthCalls.
+func (g *connGuard) tap(verify tap.ServerInHandle) tap.ServerInHandle {
+	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
+		ctx, err := verify(ctx, info)
+		if err != nil {
+			return nil, err
+		}
+		tc := connFromContext(ctx)
+		if tc == nil || tc.authed.Load() {
+			return ctx, nil
+		}
+		if _, ok := auth.SessionFromContext(ctx); ok {
+			tc.markAuthenticated()
+			return ctx, nil
+		}
+		if tc.preAuth.Add(1) > maxPreAuthCalls {
+			tc.preAuth.Add(-1)
+			g.refusals.Note("call refused", "too many calls before authentication", tc.addr.remote)
+			return nil, errTooManyPreAuth
+		}
+		// The stream's context ends with the stream, however it ends.
+		context.AfterFunc(ctx, func() { tc.preAuth.Add(-1) })
+		return ctx, nil
 	}
 }
 
-func markAuthenticated(ctx context.Context) {
-	if tc := connFromContext(ctx); tc != nil && !tc.authed.Load() {
-		tc.markAuthenticated()
+var errTooManyPreAuth = status.Errorf(codes.ResourceExhausted, "distq: too many calls open on a connection that has not authenticated (limit %d)", maxPreAuthCalls)
+
+// markLogin marks a connection authenticated once a Login on it succeeds
+// (the other calls that prove the key do so at the tap).
+func markLogin(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	if err == nil && info.FullMethod == pb.AuthService_Login_FullMethodName {
+		if tc := connFromContext(ctx); tc != nil {
+			tc.markAuthenticated()
+		}
 	}
+	return resp, err
 }
 
 // TagConn implements stats.Handler: it puts the tracked connection into

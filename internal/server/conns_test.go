@@ -36,7 +36,14 @@ func newGuardFixture(t *testing.T, maxConns, maxUnauth int) *guardFixture {
 // let the connection through, the server's end (else nil).
 func (f *guardFixture) connect() (client net.Conn, server *trackedConn) {
 	f.t.Helper()
-	c, err := net.Dial("tcp", f.g.Addr().String())
+	return f.connectFrom("127.0.0.1")
+}
+
+// connectFrom is connect from another loopback address, another host.
+func (f *guardFixture) connectFrom(ip string) (client net.Conn, server *trackedConn) {
+	f.t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c, err := d.Dial("tcp", f.g.Addr().String())
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -102,6 +109,40 @@ func TestGuardMakesRoomByClosingOldestUnauthenticated(t *testing.T) {
 	}
 	if !closedByServer(t, c3) || !stillOpen(t, c4, s4) || !stillOpen(t, c5, s5) {
 		t.Fatal("want c3, the oldest unauthenticated, closed and c4, c5 kept")
+	}
+}
+
+// A flood from one host pushes out only its own connections: a client of
+// another host keeps its place, however old.
+func TestGuardMakesRoomFromTheHostWithTheMost(t *testing.T) {
+	f := newGuardFixture(t, 100, 3)
+	real, sReal := f.connectFrom("127.0.0.1")
+	var flood []net.Conn
+	for range 2 {
+		c, _ := f.connectFrom("127.0.0.2")
+		flood = append(flood, c)
+	}
+	for i := range 20 { // the flood goes on: each new one pushes out its own oldest
+		c, s := f.connectFrom("127.0.0.2")
+		if s == nil {
+			t.Fatal("a new connection was refused")
+		}
+		if !closedByServer(t, flood[i]) {
+			t.Fatalf("flood connection %d, the oldest of its host, is still open", i)
+		}
+		flood = append(flood, c)
+	}
+	if !stillOpen(t, real, sReal) {
+		t.Fatal("the other host's connection was pushed out by the flood")
+	}
+	// Between hosts of equal standing the oldest goes.
+	c3, _ := f.connectFrom("127.0.0.3")
+	if !closedByServer(t, flood[20]) || !stillOpen(t, real, sReal) {
+		t.Fatal("want the flood host's oldest closed")
+	}
+	_ = c3
+	if total, unauth := f.g.counts(); total != 3 || unauth != 3 || len(f.g.hosts) != 3 {
+		t.Fatalf("counts %d open, %d unauthenticated, %d hosts; want 3, 3, 3", total, unauth, len(f.g.hosts))
 	}
 }
 

@@ -47,6 +47,9 @@ const (
 // fails, past gRPC's limit.
 const quickCallSlack = 1024
 
+// maxHeaderListSize bounds a call's headers (16 KiB).
+const maxHeaderListSize = 16 << 10
+
 // Config configures a Server.
 type Config struct {
 	// Listen is the address to bind, e.g. ":4000" or "127.0.0.1:0".
@@ -140,7 +143,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: auth timeout %v out of range [10ms, 1h]", cfg.AuthTimeout)
 	}
 	if cfg.Refusals == nil {
-		cfg.Refusals = ratelog.New(cfg.Logger, ratelog.Config{})
+		cfg.Refusals = ratelog.New(cfg.Logger, ratelog.Config{What: "refusals"})
 	}
 	lis := cfg.Listener
 	if lis == nil {
@@ -151,11 +154,17 @@ func New(cfg Config) (*Server, error) {
 	}
 	guard := newConnGuard(lis, cfg.MaxConns, cfg.MaxUnauthConns, cfg.AuthTimeout, cfg.Refusals)
 	limits := newLimiter(cfg.MaxStreams, cfg.MaxWaits, cfg.Refusals)
-	opts := append(cfg.Auth.ServerOptions(), authInterceptors()...)
-	opts = append(opts,
+	opts := []grpc.ServerOption{
+		// The auth service's tap checks every call's credentials as its
+		// headers arrive; the guard's, around it, tracks the connection.
+		grpc.InTapHandle(guard.tap(cfg.Auth.TapHandle)),
+		grpc.ChainUnaryInterceptor(cfg.Auth.UnaryInterceptor(), markLogin),
+		grpc.ChainStreamInterceptor(cfg.Auth.StreamInterceptor(), limits.streamInterceptor()),
 		grpc.StatsHandler(guard),
-		grpc.ChainStreamInterceptor(limits.streamInterceptor()),
-		grpc.MaxConcurrentStreams(uint32(cfg.MaxStreams+cfg.MaxWaits+quickCallSlack)),
+		grpc.MaxConcurrentStreams(uint32(cfg.MaxStreams + cfg.MaxWaits + quickCallSlack)),
+		// Far above what distq's calls carry (a few hundred bytes), far
+		// below gRPC's 16 MiB default: headers are read before the tap.
+		grpc.MaxHeaderListSize(maxHeaderListSize),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageSize),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			Time:    cfg.KeepaliveTime,
@@ -165,7 +174,7 @@ func New(cfg Config) (*Server, error) {
 			MinTime:             cfg.KeepaliveTime / 2,
 			PermitWithoutStream: true,
 		}),
-	)
+	}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}

@@ -63,7 +63,9 @@
 //     60 seconds apart, so such a call was signed more than 60 seconds
 //     before it arrived;
 //   - a seq more than about 1,048,576 (2^20) below the highest it has
-//     accepted on the session.
+//     accepted on the session (fewer when the master's records of used
+//     seqs, 64 MiB for all sessions together, run short: then only the
+//     session that needs more moves its floor up).
 //
 // So a call that arrives within 60 seconds of being signed, and within
 // 2^20 calls of the session's latest, is never refused, whatever the order
@@ -92,8 +94,12 @@
 // A connection on which no Login succeeds and no call with valid session
 // credentials arrives within the master's -auth-timeout (10 seconds by
 // default) is closed; so is the oldest such connection when too many wait
-// (-max-unauth-conns). A client should log in, or make its first call, as
-// soon as it connects. Health and reflection calls do not count. Past its
+// (-max-unauth-conns; the oldest of the host with the most such
+// connections). A client should log in, or make its first call, as soon as
+// it connects. Health and reflection calls do not count, and a connection
+// not yet authenticated may have at most 16 calls open (the handshake,
+// health, reflection): more get RESOURCE_EXHAUSTED. A call's headers may
+// take at most 16 KiB. Past its
 // limits on open streams (-max-streams) and on waiting calls (-max-waits),
 // per connection and per session, the master answers RESOURCE_EXHAUSTED
 // with a message that names the limit.
