@@ -32,6 +32,8 @@ type renewals struct {
 	head, tail *heldChunk
 	ticks      uint64        // ticks so far
 	lease      time.Duration // the master's lease length; 0 until a delivery says
+	maxHold    time.Duration // WorkerConfig.MaxHold; 0: no bound
+	abandoned  int           // tasks let go at maxHold, not yet reported
 
 	// marks are the few tasks renewed differently: held longer by their
 	// handler's own Extend, or whose lease the master refused. A mark goes
@@ -60,12 +62,13 @@ type heldChunk struct {
 	tasks      []*Task // tasks[from:] are held: not yet settled
 	from       int
 	prev, next *heldChunk
-	at         uint64 // the tick count when received or last renewed
+	at         uint64    // the tick count when received or last renewed
+	received   time.Time // when received, for maxHold
 	linked     bool
 }
 
-func newRenewals() *renewals {
-	return &renewals{known: make(chan time.Duration, 1), now: time.Now}
+func newRenewals(maxHold time.Duration) *renewals {
+	return &renewals{known: make(chan time.Duration, 1), now: time.Now, maxHold: maxHold}
 }
 
 // add starts renewing the chunks of a batch just received, whose leases
@@ -150,13 +153,23 @@ func (r *renewals) refused(rs []*pb.Refused) {
 }
 
 // due is a tick: it appends to out the tasks to renew now, and counts them
-// as renewed.
+// as renewed. Chunks held for maxHold are let go instead: no longer
+// renewed, their leases run out (takeAbandoned counts their tasks).
 func (r *renewals) due(out []*Task) []*Task {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var now time.Time
 	for c := r.head; c != nil && c.at < r.ticks; c = r.head {
 		r.unlink(c)
+		if r.maxHold > 0 {
+			if now.IsZero() {
+				now = r.now()
+			}
+			if now.Sub(c.received) >= r.maxHold {
+				r.abandoned += len(c.tasks) - c.from
+				continue
+			}
+		}
 		r.push(c)
 		for _, t := range c.tasks[c.from:] {
 			if r.skip(t, &now) {
@@ -169,6 +182,16 @@ func (r *renewals) due(out []*Task) []*Task {
 	r.refusals, r.refusalsBefore = r.refusalsBefore, r.refusals
 	clear(r.refusals)
 	return out
+}
+
+// takeAbandoned returns how many tasks were let go at maxHold since the
+// last call.
+func (r *renewals) takeAbandoned() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.abandoned
+	r.abandoned = 0
+	return n
 }
 
 // skip reports whether a due task is not to be renewed: its lease was

@@ -10,7 +10,7 @@ import (
 
 // The renewal list, one tick at a time, on a clock the test moves.
 func TestRenewalsOrderAndHolds(t *testing.T) {
-	r := newRenewals()
+	r := newRenewals(0)
 	clk := time.Unix(1700000000, 0)
 	r.now = func() time.Time { return clk }
 	task := func(id uint64) *Task { return &Task{ID: id, lease: 100 + id} }
@@ -90,7 +90,7 @@ func TestRenewalsOrderAndHolds(t *testing.T) {
 // in between (fast tasks finish long before a quarter lease).
 func BenchmarkRenewalsAddSettle(b *testing.B) {
 	const batch, chunk, flush = 1024, 512, 64
-	r := newRenewals()
+	r := newRenewals(0)
 	all := make([]Task, batch)
 	tasks := make([]*Task, batch)
 	for i := range all {

@@ -61,10 +61,18 @@ type WorkerConfig struct {
 	// long its leases are), until the handler returns: a slow but live
 	// worker keeps its tasks, and a hung process still loses them, as it
 	// stops extending. A handler stuck inside a live worker keeps its task
-	// too, until the worker stops. Set NoAutoExtend for handlers that should
-	// lose a task they overrun to another worker; Task.Extend still extends
-	// by hand.
+	// too, until the worker stops, unless MaxHold bounds it. Set
+	// NoAutoExtend for handlers that should lose a task they overrun to
+	// another worker; Task.Extend still extends by hand.
 	NoAutoExtend bool
+	// MaxHold bounds how long the worker keeps a task, from its delivery:
+	// past it the handler's context is cancelled and the worker no longer
+	// extends the task's lease, so that a handler stuck in a live worker
+	// (a deadlock, a call that never returns) loses its task to another
+	// worker when the lease runs out, as a hung process does; its late
+	// answer is refused. Default 0: no bound, for tasks that take as long
+	// as they take.
+	MaxHold time.Duration
 	// OnConnection, if set, is called with true when a stream to the
 	// master opens and with false when it ends; the slave reports it as
 	// its health.
@@ -80,6 +88,7 @@ type WorkerStats struct {
 	Released   uint64 // handed back unstarted at shutdown or reconnect
 	Refused    uint64 // settles the master refused: the lease had moved on
 	Extended   uint64 // lease extensions the worker sent by itself
+	Abandoned  uint64 // tasks held past MaxHold, whose leases it let run out
 	Reconnects uint64
 }
 
@@ -93,7 +102,7 @@ type Worker struct {
 	h   Handler
 	log hclog.Logger
 
-	processed, failed, released, refused, extended, reconnects atomic.Uint64
+	processed, failed, released, refused, extended, abandoned, reconnects atomic.Uint64
 	// taskNanos is a moving average of the handler time per task, for the
 	// adaptive prefetch; 0 until measured.
 	taskNanos atomic.Int64
@@ -132,6 +141,9 @@ func (c *Client) NewWorker(cfg WorkerConfig, h Handler) (*Worker, error) {
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 10 * time.Second
 	}
+	if cfg.MaxHold < 0 {
+		return nil, fmt.Errorf("distq: max hold %v is negative", cfg.MaxHold)
+	}
 	if cfg.MinBackoff == 0 {
 		cfg.MinBackoff = 100 * time.Millisecond
 	}
@@ -155,6 +167,7 @@ func (w *Worker) Stats() WorkerStats {
 		Released:   w.released.Load(),
 		Refused:    w.refused.Load(),
 		Extended:   w.extended.Load(),
+		Abandoned:  w.abandoned.Load(),
 		Reconnects: w.reconnects.Load(),
 	}
 }
@@ -209,9 +222,10 @@ func (w *Worker) observe(d time.Duration, n int) {
 // receiver cuts each delivery batch into about one chunk per slot, so a
 // large batch costs a few channel operations, not one per task.
 type job struct {
-	tasks []*Task
-	s     *workerStream
-	held  *heldChunk // its place in s.renew; nil if its leases are not extended
+	tasks    []*Task
+	s        *workerStream
+	held     *heldChunk // its place in s.renew; nil if its leases are not extended
+	received time.Time  // when the worker received the tasks (for MaxHold)
 }
 
 // Run works until ctx ends (then it shuts down gracefully and returns nil),
@@ -247,7 +261,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	close(jobs)
 	wg.Wait()
 	st := w.Stats()
-	w.log.Info("worker stopped", "processed", st.Processed, "failed", st.Failed, "released", st.Released, "refused", st.Refused, "extended", st.Extended, "reconnects", st.Reconnects)
+	w.log.Info("worker stopped", "processed", st.Processed, "failed", st.Failed, "released", st.Released, "refused", st.Refused, "extended", st.Extended, "abandoned", st.Abandoned, "reconnects", st.Reconnects)
 	return err
 }
 
@@ -270,7 +284,7 @@ func (w *Worker) runJob(ctx, hctx context.Context, j job) {
 			st.nacks = append(st.nacks, &pb.Nack{Id: t.ID, Lease: t.lease, Error: "worker shutting down", Action: pb.NackAction_NACK_ACTION_RELEASE})
 			continue
 		}
-		reply, err := w.call(hctx, t)
+		reply, err := w.callHeld(hctx, j, t)
 		ran++
 		if err != nil {
 			w.failed.Add(1)
@@ -313,6 +327,17 @@ func (w *Worker) push(j job, st *settles, upto int) {
 	if s.settle(st) {
 		w.processed.Add(acked)
 	}
+}
+
+// callHeld runs the handler, with a context that ends at MaxHold after the
+// task was received, if MaxHold is set.
+func (w *Worker) callHeld(ctx context.Context, j job, t *Task) ([]byte, error) {
+	if w.cfg.MaxHold <= 0 {
+		return w.call(ctx, t)
+	}
+	ctx, cancel := context.WithDeadline(ctx, j.received.Add(w.cfg.MaxHold))
+	defer cancel()
+	return w.call(ctx, t)
 }
 
 // call runs the handler, turning a panic into a failure.

@@ -13,8 +13,13 @@ import (
 // pool's queue, are all kept: the worker extends their leases by itself,
 // so none expires, none is redelivered and no ack is refused.
 func TestWorkerExtendsLeasesOfSlowTasks(t *testing.T) {
+	// The master's clock moves only when the test says, and only after
+	// the worker has renewed every lease since the last move: however
+	// slow the machine, a lease can run out only if the worker failed to
+	// renew it. (On the real clock, a stall of half a lease failed this.)
 	const lease = time.Second
-	m := startMaster(t, masterConfig{LeaseTime: lease})
+	clk := clock.NewManual(time.Unix(1700000000, 0))
+	m := startMaster(t, masterConfig{Clock: clk, LeaseTime: lease})
 	c := m.dial(t)
 	ctx := testContext(t)
 	const n = 3
@@ -46,11 +51,19 @@ func TestWorkerExtendsLeasesOfSlowTasks(t *testing.T) {
 	}
 	s := first.settler.(*workerStream)
 	waitFor(t, "the worker to hold all the tasks", func() bool { return s.held.Load() == n })
-	// Renewals come a quarter lease or more apart: eight of each task's
-	// take it past two leases since it was received.
-	waitFor(t, "eight renewals of each task", func() bool { return w.Stats().Extended >= 8*n })
-	if now := time.Now(); !now.After(first.Deadline.Add(lease)) {
-		t.Fatalf("at %v, not yet past the first deadline %v by a lease", now, first.Deadline)
+	// Four rounds: once every task has been renewed since the clock last
+	// moved, the clock moves on by three quarters of a lease and the
+	// master expires what ran out. Without renewals the first lease would
+	// run out in the second round. (All three tasks are one chunk,
+	// renewed together: a renewal adds n. The first n counted after the
+	// move may have been sent before it; the next n were sent after.)
+	for round := 1; round <= 4; round++ {
+		want := w.Stats().Extended + 2*n
+		waitFor(t, fmt.Sprintf("renewal round %d", round), func() bool { return w.Stats().Extended >= want })
+		clk.Advance(lease * 3 / 4)
+		if k := m.broker.ExpireLeases(); k != 0 {
+			t.Fatalf("round %d: %d leases ran out although the worker renews them", round, k)
+		}
 	}
 	if st := m.stats("tasks"); st.Leased != n || st.ExpiredTotal != 0 {
 		t.Fatalf("tasks while held: %+v", st)
@@ -74,10 +87,6 @@ func TestWorkerExtendsLeasesOfSlowTasks(t *testing.T) {
 	}
 }
 
-// With NoAutoExtend a task that overruns its lease is lost, as before
-// automatic extension: the master takes it back, the late ack is refused,
-// and the task is done again. (Again and again, should a loaded machine
-// stretch even a quick attempt past the lease: hence the counts at least.)
 func TestWorkerWithoutAutoExtendLosesOverrunningTask(t *testing.T) {
 	m := startMaster(t, masterConfig{LeaseTime: 500 * time.Millisecond, MaxAttempts: 100})
 	c := m.dial(t)
@@ -178,5 +187,58 @@ func TestWorkerCountsRefusedRenewals(t *testing.T) {
 	}
 	if st := m.stats("tasks"); st.AckedTotal != 1 || st.ExpiredTotal != 1 || st.RefusedTotal != ws.Refused {
 		t.Fatalf("tasks: %+v", st)
+	}
+}
+
+// A handler stuck past MaxHold loses its task, as a hung process does: its
+// context ends, the worker stops extending the lease, the master takes the
+// task back when the lease runs out, and the stuck handler's late answer is
+// refused.
+func TestWorkerLetsGoOfTasksHeldPastMaxHold(t *testing.T) {
+	clk := clock.NewManual(time.Unix(1700000000, 0))
+	const lease = time.Second
+	m := startMaster(t, masterConfig{Clock: clk, LeaseTime: lease, MaxAttempts: 100})
+	c := m.dial(t)
+	ctx := testContext(t)
+	id, err := c.Queue("tasks").Put(ctx, []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const maxHold = 100 * time.Millisecond
+	deadline := make(chan bool, 1)
+	release := make(chan struct{})
+	w, err := c.NewWorker(WorkerConfig{Concurrency: 1, Prefetch: 1, MaxHold: maxHold}, func(ctx context.Context, t *Task) ([]byte, error) {
+		if t.Attempt == 1 {
+			_, ok := ctx.Deadline()
+			deadline <- ok
+			<-release // stuck: it does not even look at ctx
+			return []byte("late"), nil
+		}
+		return []byte("again"), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runWorker(t, w)
+	if !<-deadline {
+		t.Fatal("the handler's context has no deadline under MaxHold")
+	}
+	waitFor(t, "the worker to let go of the task", func() bool { return w.Stats().Abandoned == 1 })
+	// A renewal sent before it let go may still land after a move of the
+	// clock; go on until the master takes the task back.
+	waitFor(t, "the master to expire the lease", func() bool {
+		clk.Advance(lease)
+		return m.broker.ExpireLeases() == 1
+	})
+	close(release)
+	reply, err := c.Queue("results").Get(ctx)
+	if err != nil || reply.ReplyTo != id || string(reply.Payload) != "again" {
+		t.Fatalf("reply: %+v, %v; want the second attempt's", reply, err)
+	}
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.stats("tasks"); st.AckedTotal != 1 || st.ExpiredTotal != 1 || st.RefusedTotal < 1 {
+		t.Fatalf("tasks: %+v; want one ack, the lease expired, the late answer refused", st)
 	}
 }

@@ -125,7 +125,7 @@ func (w *Worker) consume(ctx context.Context, jobs chan<- job) (delivered bool, 
 	var tick <-chan time.Time
 	var due []*Task // reused from tick to tick
 	if !w.cfg.NoAutoExtend {
-		s.renew = newRenewals()
+		s.renew = newRenewals(w.cfg.MaxHold)
 		leaseKnown = s.renew.known
 	}
 	if hook := w.cfg.OnConnection; hook != nil {
@@ -253,6 +253,11 @@ func (w *Worker) request(st *settles, out <-chan *settles) (*pb.ConsumeRequest, 
 // buf is room for the due tasks, returned emptied for the next tick.
 func (w *Worker) renewLeases(stream pb.QueueService_ConsumeClient, r *renewals, buf []*Task) ([]*Task, error) {
 	due := r.due(buf)
+	if n := r.takeAbandoned(); n > 0 {
+		w.abandoned.Add(uint64(n))
+		w.log.Warn("tasks held past MaxHold: their leases are no longer extended, and the master gives them to another worker when they run out",
+			"count", n, "max_hold", w.cfg.MaxHold)
+	}
 	if len(due) == 0 {
 		return due, nil
 	}
@@ -326,17 +331,19 @@ func (w *Worker) receive(ctx context.Context, stream pb.QueueService_ConsumeClie
 		s.held.Add(int64(len(tasks)))
 		s.received.Add(int64(len(tasks)))
 		size := (len(tasks) + w.cfg.Concurrency - 1) / w.cfg.Concurrency
+		received := time.Now()
 		var held []heldChunk // the chunks' places in s.renew, one allocation
 		if s.renew != nil && tasks[0].LeaseTime > 0 {
 			held = make([]heldChunk, (len(tasks)+size-1)/size)
 			for i := range held {
 				held[i].tasks = tasks[i*size : min((i+1)*size, len(tasks))]
+				held[i].received = received
 			}
 			// Before the pool sees them: a handler may return at once.
 			s.renew.add(held, tasks[0].LeaseTime)
 		}
 		for i := 0; len(tasks) > 0; i++ {
-			j := job{tasks: tasks[:min(size, len(tasks))], s: s}
+			j := job{tasks: tasks[:min(size, len(tasks))], s: s, received: received}
 			tasks = tasks[len(j.tasks):]
 			if held != nil {
 				j.held = &held[i]

@@ -57,6 +57,7 @@ type Main struct {
 	shutdownTimeout time.Duration
 	maxBackoff      time.Duration
 	noAutoExtend    bool
+	maxHold         time.Duration
 	tlsCA           string
 	tlsCert         string
 	tlsKey          string
@@ -83,6 +84,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.replyQueue, "reply-queue", "results", "queue the results go to")
 	fs.DurationVar(&m.delay, "delay", 0, "simulated extra work per task, like the recipe's time.sleep")
 	fs.BoolVar(&m.noAutoExtend, "no-auto-extend", false, "do not extend the leases of held tasks: a task that runs past -lease on the master is redone elsewhere")
+	fs.DurationVar(&m.maxHold, "max-hold", 0, "keep a task at most this long from its delivery: past it the task's context ends and its lease is no longer extended, so a stuck task goes to another slave (0: no bound)")
 	fs.DurationVar(&m.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long running tasks get to finish")
 	fs.DurationVar(&m.maxBackoff, "max-backoff", 10*time.Second, "longest wait between reconnection attempts (randomised, exponential from 100ms)")
 	fs.StringVar(&m.tlsCA, "tls-ca", "", "PEM CA `file` that signed the master's certificate; enables TLS")
@@ -106,8 +108,8 @@ func (m *Main) ParseFlags(args []string) error {
 	if m.prefetch < 0 || m.prefetch > 1000 {
 		return fmt.Errorf("-prefetch %d: want 0 (adaptive) to 1000", m.prefetch)
 	}
-	if m.delay < 0 || m.shutdownTimeout < 0 {
-		return errors.New("-delay and -shutdown-timeout must not be negative")
+	if m.delay < 0 || m.shutdownTimeout < 0 || m.maxHold < 0 {
+		return errors.New("-delay, -shutdown-timeout and -max-hold must not be negative")
 	}
 	if m.maxBackoff < 100*time.Millisecond {
 		return fmt.Errorf("-max-backoff %v: want at least 100ms", m.maxBackoff)
@@ -173,13 +175,14 @@ func (m *Main) Run(ctx context.Context) error {
 		ShutdownTimeout: m.shutdownTimeout,
 		MaxBackoff:      m.maxBackoff,
 		NoAutoExtend:    m.noAutoExtend,
+		MaxHold:         m.maxHold,
 		OnConnection:    onConn,
 		Logger:          log.Named("worker"),
 	}, m.square)
 	if err != nil {
 		return err
 	}
-	log.Info("slave starting", "master", m.master, "queue", m.queue, "concurrency", m.concurrency, "auto_extend", !m.noAutoExtend, "tls", tlsCfg != nil)
+	log.Info("slave starting", "master", m.master, "queue", m.queue, "concurrency", m.concurrency, "auto_extend", !m.noAutoExtend, "max_hold", m.maxHold, "tls", tlsCfg != nil)
 	return w.Run(ctx)
 }
 
