@@ -69,6 +69,7 @@ type Main struct {
 	maxStreams      int
 	maxWaits        int
 	maxSessions     int
+	refusalLogEvery time.Duration
 	shutdownTimeout time.Duration
 	tlsCert         string
 	tlsKey          string
@@ -166,6 +167,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&m.maxUnauthConns, "max-unauth-conns", server.DefaultMaxUnauthConns, "most connections not yet authenticated; past it the oldest of them is closed to make room")
 	fs.IntVar(&m.maxStreams, "max-streams", server.DefaultMaxStreams, "most Consume and Put streams open at once per connection and per session")
 	fs.IntVar(&m.maxWaits, "max-waits", server.DefaultMaxWaits, "most calls waiting at once (Get for items, Join, Put for room) per connection and per session")
+	fs.DurationVar(&m.refusalLogEvery, "refusal-log-interval", ratelog.DefaultInterval, "log the first few refusals of each interval this long one by one, and the rest as one summary line at its end")
 	fs.IntVar(&m.maxSessions, "max-sessions", auth.DefaultMaxSessions, "most sessions (logins) held at once; past it the least recently used one without an open stream is forgotten")
 	fs.DurationVar(&m.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long slaves get to finish the tasks they hold")
 	fs.StringVar(&m.tlsCert, "tls-cert", "", "PEM certificate `file`; enables TLS with -tls-key")
@@ -198,6 +200,9 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	if m.shutdownTimeout < 0 {
 		return fmt.Errorf("-shutdown-timeout %v is negative", m.shutdownTimeout)
+	}
+	if m.refusalLogEvery < time.Second || m.refusalLogEvery > 24*time.Hour {
+		return fmt.Errorf("-refusal-log-interval %v: want 1s to 24h", m.refusalLogEvery)
 	}
 	if m.authTimeout < 10*time.Millisecond || m.authTimeout > time.Hour {
 		return fmt.Errorf("-auth-timeout %v: want 10ms to 1h", m.authTimeout)
@@ -291,7 +296,7 @@ func (m *Main) Run(ctx context.Context) error {
 	defer broker.Close()
 	maxConns, maxUnauth := m.connLimits(log)
 	// One rate limit for every refusal, whichever component refuses.
-	refusals := ratelog.New(log.Named("refusals"), ratelog.Config{})
+	refusals := ratelog.New(log.Named("refusals"), ratelog.Config{What: "refusals", Interval: m.refusalLogEvery})
 	defer refusals.Close()
 	authSrv, err := auth.NewServer(auth.ServerConfig{
 		Key:         key,
@@ -397,8 +402,11 @@ func (m *Main) connLimits(log hclog.Logger) (maxConns, maxUnauth int) {
 	switch {
 	case err != nil:
 		log.Warn("could not raise the open-file limit", "error", err, "soft", lim.Soft, "hard", lim.Hard)
-	case lim.Known:
+	case lim.Raised:
 		log.Info("open-file limit: soft limit raised to the hard limit", "limit", lim.Soft)
+	case lim.Known:
+		// Go's runtime raises the soft limit to the hard one as it starts.
+		log.Info("open-file limit: the soft limit is the hard limit (raised at start if it was lower)", "limit", lim.Soft)
 	}
 	if lim.Known && lim.Soft < uint64(maxConns)+fdReserve {
 		fit := max(int(min(lim.Soft, 1<<30))-fdReserve, 1)

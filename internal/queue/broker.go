@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/distq/distq/internal/clock"
+	"github.com/distq/distq/internal/ratelog"
 )
 
 // DeadSuffix is appended to a queue's name to name its dead-letter queue.
@@ -215,10 +216,13 @@ func ValidateName(name string) error {
 // Broker hosts the named queues and runs the one background loop that
 // expires leases and makes delayed items ready.
 type Broker struct {
-	cfg    Config
-	log    hclog.Logger
-	queues map[string]*Queue
-	order  []*Queue // by lock order
+	cfg Config
+	log hclog.Logger
+	// Events that workers can cause at any rate are logged at a bounded
+	// rate (see ratelog): dead-letterings and lease expiries.
+	deadLog, expiryLog *ratelog.Log
+	queues             map[string]*Queue
+	order              []*Queue // by lock order
 
 	mu       sync.Mutex
 	draining bool
@@ -240,12 +244,14 @@ func New(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		queues: make(map[string]*Queue),
-		poke:   make(chan struct{}, 1),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		deadLog:   ratelog.New(cfg.Logger, ratelog.Config{What: "dead-letterings", Level: hclog.Warn}),
+		expiryLog: ratelog.New(cfg.Logger, ratelog.Config{What: "lease expiries", Level: hclog.Info}),
+		queues:    make(map[string]*Queue),
+		poke:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	b.wakeAt.Store(math.MaxInt64)
 	for _, qc := range cfg.Queues {
@@ -433,6 +439,8 @@ func (b *Broker) WaitSettled(ctx context.Context) bool {
 func (b *Broker) Close() error {
 	b.stopOnce.Do(func() { close(b.stop) })
 	<-b.done
+	b.deadLog.Close()
+	b.expiryLog.Close()
 	return nil
 }
 

@@ -434,7 +434,7 @@ func (q *Queue) fifoRemove(l *lease) {
 func (q *Queue) giveBack(e entry, reason string) {
 	e.setLastErr(reason)
 	if q.lastAttempt(&e) {
-		q.toDead(e)
+		q.toDead(e, "max attempts reached")
 		return
 	}
 	q.ready.pushFront(e)
@@ -453,7 +453,7 @@ func (q *Queue) lastAttempt(e *entry) bool {
 func (q *Queue) retry(e entry, reason string, wait time.Duration, now int64) {
 	e.setLastErr(reason)
 	if q.lastAttempt(&e) {
-		q.toDead(e)
+		q.toDead(e, "max attempts reached")
 		return
 	}
 	due := now + int64(wait)
@@ -536,7 +536,7 @@ func (q *Queue) nextDeadline() int64 {
 }
 
 // toDead moves an unleased item to the dead-letter queue.
-func (q *Queue) toDead(e entry) {
+func (q *Queue) toDead(e entry, why string) {
 	d := q.dead
 	d.mu.Lock()
 	d.ready.pushBack(e)
@@ -544,7 +544,9 @@ func (q *Queue) toDead(e entry) {
 	d.readyGrew(1)
 	d.mu.Unlock()
 	q.st.DeadTotal++
-	q.b.log.Warn("item dead-lettered", "queue", q.name, "id", e.id, "attempts", e.attempts, "error", e.lastErr())
+	// At a bounded rate: a worker that fails every task it takes would
+	// otherwise write a line per task.
+	q.b.deadLog.Note("item dead-lettered", why, "", "queue", q.name, "id", e.id, "attempts", e.attempts, "error", e.lastErr())
 }
 
 // expire returns the leases whose deadline is at or before now.
@@ -571,7 +573,8 @@ func (q *Queue) expireLocked(now int64) int {
 		n++
 	}
 	if n > 0 {
-		q.b.log.Info("leases expired; items back in the queue", "queue", q.name, "count", n)
+		// At a bounded rate: the scan loop wakes for every deadline.
+		q.b.expiryLog.Note("leases expired; items back in the queue", "lease ran out", "", "queue", q.name, "count", n)
 		q.checkDrained()
 	}
 	return n
@@ -804,7 +807,7 @@ func (q *Queue) nack(owner *Consumer, nacks []Nack) []Refusal {
 		case NackDead:
 			e.setLastErr(n.Error)
 			if q.dead != nil {
-				q.toDead(e)
+				q.toDead(e, "failed permanently")
 			} else {
 				q.ready.pushBack(e)
 				q.readyGrew(1)

@@ -1,10 +1,11 @@
-// Package ratelog logs refusals (of logins, calls, connections, settles)
-// without letting a peer flood the log. The first few refusals of each
-// interval are logged one by one, in full; the rest are counted, and one
-// summary line at the end of the interval gives their number by reason and
-// by peer. An attack stays visible, and the disk stays safe: a peer that
-// is refused 15,000 times a second costs a handful of lines per interval,
-// not 15,000 (one keyless client once wrote 2 MB/s of warnings).
+// Package ratelog logs events that peers can cause at any rate (refused
+// logins, calls, connections and settles; dead-lettered items; expired
+// leases) without letting a peer flood the log. The first few events of
+// each interval are logged one by one, in full; the rest are counted, and
+// one summary line at the end of the interval gives their number by reason
+// and by peer. An attack stays visible, and the disk stays safe: a peer
+// that is refused 15,000 times a second costs a handful of lines per
+// interval, not 15,000 (one keyless client once wrote 2 MB/s of warnings).
 package ratelog
 
 import (
@@ -36,30 +37,37 @@ type Config struct {
 	// MaxPeers bounds the peers counted apart in one interval; the others
 	// are counted together as "others". Default 1024.
 	MaxPeers int
+	// Level is the level of every line. Default Warn.
+	Level hclog.Level
+	// What names the events in the summary line, in the plural: "more
+	// refusals, not logged one by one". Default "events".
+	What string
 }
 
-// Log counts and logs refusals. Safe for concurrent use. It has no
+// Log counts and logs events. Safe for concurrent use. It has no
 // goroutine of its own: a timer runs only while an interval has refusals
 // waiting to be summarised.
 type Log struct {
 	log      hclog.Logger
+	level    hclog.Level
+	summary  string
 	interval time.Duration
 	burst    int
 	maxPeers int
 
 	mu       sync.Mutex
-	logged   int            // refusals logged one by one this interval
-	counted  int            // refusals only counted this interval
+	logged   int            // events logged one by one this interval
+	counted  int            // events only counted this interval
 	byReason map[string]int // of the counted ones
 	byPeer   map[string]int // of the counted ones, by host
 	others   int            // counted ones from peers past maxPeers
 	timer    *time.Timer    // set while the interval has counted refusals
-	start    time.Time      // when this interval's first refusal came
+	start    time.Time      // when this interval's first event came
 	closed   bool
-	totals   map[string]uint64 // every refusal since New, by reason
+	totals   map[string]uint64 // every event since New, by reason
 }
 
-// New returns a Log writing to log at Warn.
+// New returns a Log writing to log at cfg.Level.
 func New(log hclog.Logger, cfg Config) *Log {
 	if log == nil {
 		log = hclog.NewNullLogger()
@@ -73,8 +81,16 @@ func New(log hclog.Logger, cfg Config) *Log {
 	if cfg.MaxPeers <= 0 {
 		cfg.MaxPeers = DefaultMaxPeers
 	}
+	if cfg.Level == hclog.NoLevel {
+		cfg.Level = hclog.Warn
+	}
+	if cfg.What == "" {
+		cfg.What = "events"
+	}
 	return &Log{
 		log:      log,
+		level:    cfg.Level,
+		summary:  "more " + cfg.What + ", not logged one by one",
 		interval: cfg.Interval,
 		burst:    cfg.Burst,
 		maxPeers: cfg.MaxPeers,
@@ -84,11 +100,12 @@ func New(log hclog.Logger, cfg Config) *Log {
 	}
 }
 
-// Refused records one refusal: msg says what was refused ("login refused",
-// "call refused", ...), reason why (a fixed string, never text a peer
-// chose), peer who asked (host:port), and kv adds detail for the line
-// logged in full. msg and reason together name the kind in the summary.
-func (l *Log) Refused(msg, reason, peer string, kv ...any) {
+// Note records one event: msg says what happened ("login refused", "item
+// dead-lettered", ...), reason why (a fixed string, never text a peer
+// chose: the summary counts by it), peer who caused it (host:port, or ""
+// when unknown), and kv adds detail for the line logged in full. msg and
+// reason together name the kind in the summary.
+func (l *Log) Note(msg, reason, peer string, kv ...any) {
 	l.mu.Lock()
 	key := msg + ": " + reason
 	l.totals[key]++
@@ -99,21 +116,27 @@ func (l *Log) Refused(msg, reason, peer string, kv ...any) {
 		}
 		l.logged++
 		l.mu.Unlock()
-		l.log.Warn(msg, append([]any{"peer", peer, "reason", reason}, kv...)...)
+		args := make([]any, 0, 4+len(kv))
+		if peer != "" {
+			args = append(args, "peer", peer)
+		}
+		l.log.Log(l.level, msg, append(append(args, "reason", reason), kv...)...)
 		return
 	}
 	l.counted++
 	l.byReason[key]++
-	host := hostOf(peer)
-	if _, ok := l.byPeer[host]; ok || len(l.byPeer) < l.maxPeers {
-		l.byPeer[host]++
-	} else {
-		l.others++
+	if peer != "" {
+		host := hostOf(peer)
+		if _, ok := l.byPeer[host]; ok || len(l.byPeer) < l.maxPeers {
+			l.byPeer[host]++
+		} else {
+			l.others++
+		}
 	}
 	l.mu.Unlock()
 }
 
-// Totals returns every refusal counted since New, by "msg: reason".
+// Totals returns every event counted since New, by "msg: reason".
 func (l *Log) Totals() map[string]uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -140,14 +163,14 @@ func (l *Log) flush() {
 	if counted == 0 {
 		return
 	}
-	l.log.Warn("more refusals, not logged one by one",
-		"count", counted,
-		"in", since.Round(time.Second),
-		"by_reason", top(byReason, len(byReason), 0),
-		"top_peers", top(byPeer, 10, others))
+	args := []any{"count", counted, "in", since.Round(time.Second), "by_reason", top(byReason, len(byReason), 0)}
+	if len(byPeer) > 0 || others > 0 {
+		args = append(args, "top_peers", top(byPeer, 10, others))
+	}
+	l.log.Log(l.level, l.summary, args...)
 }
 
-// Close logs what is still counted. Later refusals are logged one by one.
+// Close logs what is still counted. Later events are logged one by one.
 // Safe to call twice.
 func (l *Log) Close() {
 	l.mu.Lock()

@@ -36,6 +36,9 @@ func (b *buffer) lines() []string {
 func newLog(t *testing.T, cfg Config) (*Log, *buffer) {
 	t.Helper()
 	out := &buffer{wrote: make(chan struct{}, 1<<16)}
+	if cfg.What == "" {
+		cfg.What = "refusals"
+	}
 	l := New(hclog.New(&hclog.LoggerOptions{Output: out, Level: hclog.Info}), cfg)
 	t.Cleanup(l.Close)
 	return l, out
@@ -45,9 +48,9 @@ func TestBurstThenSummary(t *testing.T) {
 	// An hour's interval: the test ends intervals itself with flush.
 	l, out := newLog(t, Config{Interval: time.Hour, Burst: 3, MaxPeers: 2})
 	for i := range 1000 {
-		l.Refused("login refused", "wrong proof", fmt.Sprintf("10.0.0.%d:%d", i%3, 1000+i))
+		l.Note("login refused", "wrong proof", fmt.Sprintf("10.0.0.%d:%d", i%3, 1000+i))
 	}
-	l.Refused("call refused", "bad distq-mac", "10.0.0.9:1")
+	l.Note("call refused", "bad distq-mac", "10.0.0.9:1")
 	if got := len(out.lines()); got != 3 {
 		t.Fatalf("%d lines before the interval ended; want the burst of 3:\n%s", got, strings.Join(out.lines(), "\n"))
 	}
@@ -68,7 +71,7 @@ func TestBurstThenSummary(t *testing.T) {
 		}
 	}
 	// The next interval starts with a fresh burst.
-	l.Refused("login refused", "wrong proof", "10.0.0.1:1")
+	l.Note("login refused", "wrong proof", "10.0.0.1:1")
 	if got := len(out.lines()); got != 5 {
 		t.Fatalf("%d lines; want the next interval's first refusal logged at once", got)
 	}
@@ -79,7 +82,7 @@ func TestBurstThenSummary(t *testing.T) {
 
 func TestQuietIntervalLogsNoSummary(t *testing.T) {
 	l, out := newLog(t, Config{Interval: time.Hour, Burst: 5})
-	l.Refused("connection closed", "timeout", "127.0.0.1:5")
+	l.Note("connection closed", "timeout", "127.0.0.1:5")
 	l.flush()
 	if got := len(out.lines()); got != 1 {
 		t.Fatalf("%d lines; want the one refusal and no summary", got)
@@ -88,8 +91,8 @@ func TestQuietIntervalLogsNoSummary(t *testing.T) {
 
 func TestTimerEndsTheInterval(t *testing.T) {
 	l, out := newLog(t, Config{Interval: time.Millisecond, Burst: 1})
-	l.Refused("call refused", "x", "a:1")
-	l.Refused("call refused", "x", "a:2")
+	l.Note("call refused", "x", "a:1")
+	l.Note("call refused", "x", "a:2")
 	hang := time.After(time.Minute) // a bound for a hang only
 	for range 2 {                   // the refusal, then the summary
 		select {
@@ -105,14 +108,14 @@ func TestTimerEndsTheInterval(t *testing.T) {
 
 func TestCloseFlushesAndNilLoggerDiscards(t *testing.T) {
 	l, out := newLog(t, Config{Interval: time.Hour, Burst: 1})
-	l.Refused("call refused", "x", "a:1")
-	l.Refused("call refused", "x", "a:1")
+	l.Note("call refused", "x", "a:1")
+	l.Note("call refused", "x", "a:1")
 	l.Close()
 	l.Close()
 	if lines := out.lines(); len(lines) != 2 || !strings.Contains(lines[1], "count=1") {
 		t.Fatalf("after Close: %q; want the counted refusal summarised", lines)
 	}
 	d := New(nil, Config{})
-	d.Refused("call refused", "x", "a:1")
+	d.Note("call refused", "x", "a:1")
 	d.Close()
 }

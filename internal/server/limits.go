@@ -66,7 +66,7 @@ func (l *limiter) acquire(ctx context.Context, k callKind) (release func(), err 
 	release, err = l.take(sid, connFromContext(ctx), k)
 	if err != nil {
 		name := kindNames[k]
-		l.refusals.Refused("call refused", "too many "+name.what, peerAddr(ctx), "limit", name.flag)
+		l.refusals.Note("call refused", "too many "+name.what, peerAddr(ctx), "limit", name.flag)
 	}
 	return release, err
 }

@@ -169,7 +169,7 @@ func (s *queueService) Consume(stream pb.QueueService_ConsumeServer) error {
 		refused = append(refused, toRefused(c.Nack(toNacks(req.GetNacks())))...)
 		c.Grant(int(req.GetCredit()))
 		if len(refused) > 0 {
-			s.refusals.Refused("settles refused", "leases no longer held", peerAddr(stream.Context()),
+			s.refusals.Note("settles refused", "leases no longer held", peerAddr(stream.Context()),
 				"queue", q.Name(), "count", len(refused), "first_id", refused[0].GetId(), "first_reason", refused[0].GetReason())
 			return send(&pb.ConsumeResponse{Refused: refused})
 		}
