@@ -227,12 +227,13 @@ func (q *Queue) getMany(ctx context.Context, max int, nowait bool, timeout time.
 		if resp.GetClosed() {
 			return nil, &Error{Kind: ErrClosed, Msg: "queue " + q.name + " is closed and drained"}
 		}
-		ts, err := tasksFromBatch(resp.GetBatch(), unarySettler{q})
+		us := unarySettler{q, resp.GetIncarnation()}
+		ts, err := tasksFromBatch(resp.GetBatch(), us)
 		if err != nil {
 			return nil, err
 		}
 		for _, d := range resp.GetDeliveries() {
-			ts = append(ts, taskFromPB(d, unarySettler{q}))
+			ts = append(ts, taskFromPB(d, us))
 		}
 		if len(ts) > 0 {
 			return ts, nil
@@ -349,7 +350,13 @@ func (q *Queue) Requeue(ctx context.Context, ids ...uint64) (int, error) {
 }
 
 // unarySettler settles tasks taken with Lease through unary calls.
-type unarySettler struct{ q *Queue }
+// It names the incarnation of the master that leased the task, so that
+// after a master restart its settles are refused rather than taken for
+// settles of the new master's items.
+type unarySettler struct {
+	q           *Queue
+	incarnation uint64
+}
 
 func (s unarySettler) ack(ctx context.Context, t *Task, reply []byte, replyQueue string) error {
 	a := &pb.Ack{Id: t.ID, Lease: t.lease}
@@ -358,7 +365,7 @@ func (s unarySettler) ack(ctx context.Context, t *Task, reply []byte, replyQueue
 	}
 	var resp *pb.AckResponse
 	err := s.q.c.call(ctx, func(ctx context.Context) (err error) {
-		resp, err = s.q.c.qs.Ack(ctx, &pb.AckRequest{Queue: s.q.name, Acks: []*pb.Ack{a}})
+		resp, err = s.q.c.qs.Ack(ctx, &pb.AckRequest{Queue: s.q.name, Acks: []*pb.Ack{a}, Incarnation: s.incarnation})
 		return err
 	})
 	return refusedErr(err, resp.GetRefused())
@@ -367,7 +374,7 @@ func (s unarySettler) ack(ctx context.Context, t *Task, reply []byte, replyQueue
 func (s unarySettler) nack(ctx context.Context, t *Task, cause error, action pb.NackAction) error {
 	var resp *pb.NackResponse
 	err := s.q.c.call(ctx, func(ctx context.Context) (err error) {
-		resp, err = s.q.c.qs.Nack(ctx, &pb.NackRequest{Queue: s.q.name, Nacks: []*pb.Nack{{Id: t.ID, Lease: t.lease, Error: cause.Error(), Action: action, DelayMs: retryDelayMs(cause)}}})
+		resp, err = s.q.c.qs.Nack(ctx, &pb.NackRequest{Queue: s.q.name, Nacks: []*pb.Nack{{Id: t.ID, Lease: t.lease, Error: cause.Error(), Action: action, DelayMs: retryDelayMs(cause)}}, Incarnation: s.incarnation})
 		return err
 	})
 	return refusedErr(err, resp.GetRefused())
@@ -376,7 +383,7 @@ func (s unarySettler) nack(ctx context.Context, t *Task, cause error, action pb.
 func (s unarySettler) extend(ctx context.Context, t *Task, d time.Duration) error {
 	var resp *pb.ExtendResponse
 	err := s.q.c.call(ctx, func(ctx context.Context) (err error) {
-		resp, err = s.q.c.qs.Extend(ctx, &pb.ExtendRequest{Queue: s.q.name, Extends: []*pb.Extend{{Id: t.ID, Lease: t.lease, LeaseMs: durationMs(d)}}})
+		resp, err = s.q.c.qs.Extend(ctx, &pb.ExtendRequest{Queue: s.q.name, Extends: []*pb.Extend{{Id: t.ID, Lease: t.lease, LeaseMs: durationMs(d)}}, Incarnation: s.incarnation})
 		return err
 	})
 	return refusedErr(err, resp.GetRefused())

@@ -283,12 +283,12 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.demoN > 0 && len(queues) > 0 && !(hasQueue(queues, "tasks") && hasQueue(queues, "results")) {
 		return errors.New("-demo needs the queues tasks and results")
 	}
-	idBase, leaseBase, err := incarnation()
+	inc, err := incarnation()
 	if err != nil {
 		return err
 	}
 	bcfg := m.brokerConfig(log.Named("queue"))
-	bcfg.IDBase, bcfg.LeaseBase = idBase, leaseBase
+	bcfg.Incarnation = inc
 	broker, err := queue.New(bcfg)
 	if err != nil {
 		return err
@@ -370,20 +370,20 @@ func (m *Main) Run(ctx context.Context) error {
 	return result
 }
 
-// incarnation draws this start's id and lease bases (queue.Config.IDBase):
-// at random, so that ids and leases of two runs of a master overlap only
-// if two draws out of 2^62 fall within the items one run numbers (about
-// 1e-10 for a billion items), and a late ack from before a restart is
-// refused as unknown instead of settling another item.
-func incarnation() (idBase, leaseBase uint64, err error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return 0, 0, fmt.Errorf("drawing the id bases: %w", err)
+// incarnation draws this run's incarnation (queue.Config.Incarnation): at
+// random, so that two runs of a master share it with a chance of 2^-64,
+// and a late settle from before a restart is refused instead of settling
+// the new master's item that has the same numbers.
+func incarnation() (uint64, error) {
+	var b [8]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return 0, fmt.Errorf("drawing the incarnation: %w", err)
+		}
+		if n := binary.LittleEndian.Uint64(b[:]); n != 0 {
+			return n, nil
+		}
 	}
-	// Up to 2^62 - 2^32, and at least 2^32: ids never look like the small
-	// counts of an earlier version's run.
-	const span = queue.MaxIDBase - 1<<32
-	return 1<<32 + binary.LittleEndian.Uint64(b[:8])%span, 1<<32 + binary.LittleEndian.Uint64(b[8:])%span, nil
 }
 
 // fdReserve is how many open files the master keeps for itself beyond its

@@ -81,14 +81,17 @@ type Config struct {
 	ManualScan bool
 	// Clock tells the time. Default: the system clock.
 	Clock clock.Clock
-	// IDBase and LeaseBase name this incarnation of the queues: item ids
-	// count up from IDBase+1 and lease ids from LeaseBase+1, in every
-	// queue. A master draws both at random at every start (up to
-	// MaxIDBase), so that a settle naming a lease of an earlier
-	// incarnation, a late ack from before a restart, is refused rather than
-	// taken for a lease of this one: with ids counted from 1 each time, an
-	// old holder's ack of item 1, lease 1 settled a different item. Default
-	// 0 (ids from 1).
+	// Incarnation names this run of the master. Leases taken by Get are
+	// settled through unary calls that say which incarnation leased them,
+	// and the gRPC edge refuses those of another: a late ack from before a
+	// restart must not settle the new master's item that has the same
+	// numbers. The master draws it at random at every start. Never 0,
+	// which stands for "not said"; default 1.
+	Incarnation uint64
+	// IDBase and LeaseBase are where item ids and lease ids count from:
+	// the first item is IDBase+1, the first lease LeaseBase+1, in every
+	// queue. Default 0. (Durable queues will carry their counters over
+	// restarts through them.)
 	IDBase, LeaseBase uint64
 	// Logger receives the broker's logs. Default: a null logger.
 	Logger hclog.Logger
@@ -153,6 +156,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
+	}
+	if c.Incarnation == 0 {
+		c.Incarnation = 1
 	}
 	if c.IDBase > MaxIDBase || c.LeaseBase > MaxIDBase {
 		return fmt.Errorf("%w: id base %d or lease base %d above %d", ErrInvalid, c.IDBase, c.LeaseBase, uint64(MaxIDBase))
@@ -294,6 +300,9 @@ func (b *Broker) Queues() []*Queue {
 
 // LeaseTime is the configured lease length.
 func (b *Broker) LeaseTime() time.Duration { return b.cfg.LeaseTime }
+
+// Incarnation names this run of the master (Config.Incarnation).
+func (b *Broker) Incarnation() uint64 { return b.cfg.Incarnation }
 
 // MaxAttempts is the configured number of deliveries before dead-lettering.
 func (b *Broker) MaxAttempts() int { return b.cfg.MaxAttempts }

@@ -26,4 +26,7 @@ const (
 	ReasonNotLeased   = "lease no longer held (expired, redelivered or already settled)"
 	ReasonUnknownItem = "no such item in flight"
 	ReasonReplyQueue  = "reply queue unknown or closed"
+	// ReasonIncarnation refuses a settle of a lease taken from an earlier
+	// run of the master, or that does not say which run leased it.
+	ReasonIncarnation = "leased by another run of the master (it restarted), or no incarnation given"
 )

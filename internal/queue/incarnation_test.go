@@ -5,51 +5,34 @@ import (
 	"testing"
 )
 
-// A master restarted with fresh bases refuses the late ack of a lease taken
-// from the master before it, even though the new master's first item and
-// lease are, counting from their bases, the same first ones. (With ids from
-// 1 at every start, that ack settled the new item and put its reply.)
-func TestLeasesOfAnEarlierIncarnationAreRefused(t *testing.T) {
-	old, _ := newTestBroker(t, Config{IDBase: 1000, LeaseBase: 5000})
-	oq := mustQueue(t, old, "tasks")
-	if ids := mustPut(t, oq, msgs("old")...); ids[0] != 1001 {
+// Item and lease ids count from the configured bases; the incarnation is
+// never 0 ("not said").
+func TestBasesAndIncarnation(t *testing.T) {
+	b, _ := newTestBroker(t, Config{IDBase: 1000, LeaseBase: 5000})
+	q := mustQueue(t, b, "tasks")
+	if ids := mustPut(t, q, msgs("a")...); ids[0] != 1001 {
 		t.Fatalf("first id %d; want IDBase+1 = 1001", ids[0])
 	}
-	ds, err := oq.Get(context.Background(), 1, true, 0, false)
+	ds, err := q.Get(context.Background(), 1, true, 0, false)
 	if err != nil || len(ds) != 1 || ds[0].Lease != 5001 {
 		t.Fatalf("Get: %+v, %v; want lease LeaseBase+1 = 5001", ds, err)
 	}
-	late := ds[0]
-
-	restarted, _ := newTestBroker(t, Config{IDBase: 9_000_000, LeaseBase: 7_000_000})
-	nq := mustQueue(t, restarted, "tasks")
-	results := mustQueue(t, restarted, "results")
-	mustPut(t, nq, msgs("new")...)
-	held, err := nq.Get(context.Background(), 1, true, 0, false)
-	if err != nil || len(held) != 1 {
-		t.Fatal(err)
+	if refused := q.Ack([]Ack{{ID: ds[0].ID, Lease: ds[0].Lease}}); len(refused) != 0 {
+		t.Fatalf("ack refused: %v", refused)
 	}
-	refused := nq.Ack([]Ack{{ID: late.ID, Lease: late.Lease, ReplyQueue: results, Reply: Message{Payload: []byte("reply-for-OLD")}}})
-	if len(refused) != 1 {
-		t.Fatalf("the late ack from the earlier incarnation was applied (refusals %v)", refused)
+	if b.Incarnation() == 0 {
+		t.Fatal("incarnation 0; want a default of 1")
 	}
-	if st := results.Stats(); st.Ready != 0 {
-		t.Fatalf("the late ack put its reply: results hold %d", st.Ready)
+	if b2, _ := newTestBroker(t, Config{Incarnation: 77}); b2.Incarnation() != 77 {
+		t.Fatalf("incarnation %d; want 77", b2.Incarnation())
 	}
-	if refused := nq.Ack([]Ack{{ID: held[0].ID, Lease: held[0].Lease}}); len(refused) != 0 {
-		t.Fatalf("the real holder's ack was refused: %v", refused)
+	q.CountRefused(3)
+	if st := q.Stats(); st.RefusedTotal != 3 {
+		t.Fatalf("refused total %d; want 3", st.RefusedTotal)
 	}
-}
-
-func TestBasesValidated(t *testing.T) {
 	for _, cfg := range []Config{{IDBase: MaxIDBase + 1}, {LeaseBase: MaxIDBase + 1}} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("New accepted %+v", cfg)
 		}
-	}
-	b, _ := newTestBroker(t, Config{IDBase: MaxIDBase, LeaseBase: MaxIDBase})
-	q := mustQueue(t, b, "tasks")
-	if ids := mustPut(t, q, msgs("a")...); ids[0] != MaxIDBase+1 {
-		t.Fatalf("id %d", ids[0])
 	}
 }

@@ -729,6 +729,15 @@ func (q *Queue) refuse(out []Refusal, id, lease uint64, reason string) []Refusal
 	return append(out, Refusal{ID: id, Lease: lease, Reason: reason})
 }
 
+// CountRefused counts n settles refused before they reached the queue
+// (by the gRPC edge: of another incarnation), so that Stats' RefusedTotal
+// counts every late settle.
+func (q *Queue) CountRefused(n int) {
+	q.mu.Lock()
+	q.st.RefusedTotal += uint64(n)
+	q.mu.Unlock()
+}
+
 // Ack settles leases taken by Get; see Consumer.Ack for stream leases.
 func (q *Queue) Ack(acks []Ack) []Refusal { return q.ack(nil, acks) }
 

@@ -59,7 +59,7 @@ func TestNackDelayOverTheWire(t *testing.T) {
 	r, err := qc.Nack(ctx, &pb.NackRequest{Queue: "tasks", Nacks: []*pb.Nack{
 		{Id: ds[0].GetId(), Lease: ds[0].GetLease(), Error: "e"},
 		{Id: ds[1].GetId(), Lease: ds[1].GetLease(), Error: "e", DelayMs: 1500},
-	}})
+	}, Incarnation: got.GetIncarnation()})
 	if err != nil || len(r.GetRefused()) != 0 {
 		t.Fatalf("Nack: %v, %v", r, err)
 	}

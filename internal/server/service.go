@@ -267,11 +267,11 @@ func (s *queueService) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetResp
 	// Deliveries taken without auto-ack are leased: they carry the lease.
 	leaseMs := leaseMillis(s.broker.LeaseTime())
 	if req.GetPacked() {
-		resp := &pb.GetResponse{}
+		resp := &pb.GetResponse{Incarnation: s.broker.Incarnation()}
 		resp.Batch, resp.Deliveries = toBatch(ds, leaseMs)
 		return resp, nil
 	}
-	return &pb.GetResponse{Deliveries: toDeliveries(ds, leaseMs)}, nil
+	return &pb.GetResponse{Deliveries: toDeliveries(ds, leaseMs), Incarnation: s.broker.Incarnation()}, nil
 }
 
 func (s *queueService) Ack(ctx context.Context, req *pb.AckRequest) (*pb.AckResponse, error) {
@@ -279,15 +279,46 @@ func (s *queueService) Ack(ctx context.Context, req *pb.AckRequest) (*pb.AckResp
 	if err != nil {
 		return nil, err
 	}
+	if r := s.otherIncarnation(ctx, q, req.GetIncarnation(), len(req.GetAcks()), func(i int) (uint64, uint64) {
+		return req.Acks[i].GetId(), req.Acks[i].GetLease()
+	}); r != nil {
+		return &pb.AckResponse{Refused: r}, nil
+	}
 	acks, refused := s.appendAcks(nil, req.GetAcks())
 	refused = append(refused, toRefused(q.Ack(acks))...)
 	return &pb.AckResponse{Refused: refused}, nil
+}
+
+// otherIncarnation refuses a whole unary settle whose incarnation is not
+// this master's: the items were leased by an earlier run (or the caller
+// did not say), and their ids and leases may name items of this one. It
+// returns nil when the settle may go on.
+func (s *queueService) otherIncarnation(ctx context.Context, q *queue.Queue, inc uint64, n int, item func(int) (id, lease uint64)) []*pb.Refused {
+	if inc == s.broker.Incarnation() {
+		return nil
+	}
+	if n == 0 {
+		return []*pb.Refused{}
+	}
+	refused := make([]*pb.Refused, n)
+	for i := range n {
+		id, lease := item(i)
+		refused[i] = &pb.Refused{Id: id, Lease: lease, Reason: queue.ReasonIncarnation}
+	}
+	q.CountRefused(n)
+	s.refusals.Note("settles refused", "leased by another run of the master", peerAddr(ctx), "queue", q.Name(), "count", n)
+	return refused
 }
 
 func (s *queueService) Nack(ctx context.Context, req *pb.NackRequest) (*pb.NackResponse, error) {
 	q, err := s.lookup(req.GetQueue())
 	if err != nil {
 		return nil, err
+	}
+	if r := s.otherIncarnation(ctx, q, req.GetIncarnation(), len(req.GetNacks()), func(i int) (uint64, uint64) {
+		return req.Nacks[i].GetId(), req.Nacks[i].GetLease()
+	}); r != nil {
+		return &pb.NackResponse{Refused: r}, nil
 	}
 	return &pb.NackResponse{Refused: toRefused(q.Nack(toNacks(req.GetNacks())))}, nil
 }
@@ -296,6 +327,11 @@ func (s *queueService) Extend(ctx context.Context, req *pb.ExtendRequest) (*pb.E
 	q, err := s.lookup(req.GetQueue())
 	if err != nil {
 		return nil, err
+	}
+	if r := s.otherIncarnation(ctx, q, req.GetIncarnation(), len(req.GetExtends()), func(i int) (uint64, uint64) {
+		return req.Extends[i].GetId(), req.Extends[i].GetLease()
+	}); r != nil {
+		return &pb.ExtendResponse{Refused: r}, nil
 	}
 	return &pb.ExtendResponse{Refused: toRefused(q.Extend(toExtends(req.GetExtends())))}, nil
 }

@@ -449,16 +449,16 @@ func TestGetLimitsAndSemantics(t *testing.T) {
 	}
 	// Leased by Get: settled by unary Ack, Nack and Extend.
 	ds := got.GetDeliveries()
-	if r, err := qc.Extend(ctx, &pb.ExtendRequest{Queue: "tasks", Extends: []*pb.Extend{{Id: ds[0].GetId(), Lease: ds[0].GetLease(), LeaseMs: 60000}}}); err != nil || len(r.GetRefused()) != 0 {
+	if r, err := qc.Extend(ctx, &pb.ExtendRequest{Queue: "tasks", Extends: []*pb.Extend{{Id: ds[0].GetId(), Lease: ds[0].GetLease(), LeaseMs: 60000}}, Incarnation: got.GetIncarnation()}); err != nil || len(r.GetRefused()) != 0 {
 		t.Fatalf("extend: %v %v", r, err)
 	}
-	if r, err := qc.Ack(ctx, &pb.AckRequest{Queue: "tasks", Acks: acksOf(ds[:2])}); err != nil || len(r.GetRefused()) != 0 {
+	if r, err := qc.Ack(ctx, &pb.AckRequest{Queue: "tasks", Acks: acksOf(ds[:2]), Incarnation: got.GetIncarnation()}); err != nil || len(r.GetRefused()) != 0 {
 		t.Fatalf("ack: %v %v", r, err)
 	}
-	if r, err := qc.Ack(ctx, &pb.AckRequest{Queue: "tasks", Acks: acksOf(ds[:1])}); err != nil || len(r.GetRefused()) != 1 {
+	if r, err := qc.Ack(ctx, &pb.AckRequest{Queue: "tasks", Acks: acksOf(ds[:1]), Incarnation: got.GetIncarnation()}); err != nil || len(r.GetRefused()) != 1 {
 		t.Fatalf("second ack of the same lease: %v %v; want one refusal", r, err)
 	}
-	if r, err := qc.Nack(ctx, &pb.NackRequest{Queue: "tasks", Nacks: []*pb.Nack{{Id: ds[2].GetId(), Lease: ds[2].GetLease(), Action: pb.NackAction_NACK_ACTION_RELEASE}}}); err != nil || len(r.GetRefused()) != 0 {
+	if r, err := qc.Nack(ctx, &pb.NackRequest{Queue: "tasks", Nacks: []*pb.Nack{{Id: ds[2].GetId(), Lease: ds[2].GetLease(), Action: pb.NackAction_NACK_ACTION_RELEASE}}, Incarnation: got.GetIncarnation()}); err != nil || len(r.GetRefused()) != 0 {
 		t.Fatalf("nack: %v %v", r, err)
 	}
 	// Closed and drained: Get says so instead of waiting.
@@ -488,7 +488,7 @@ func TestPeekAndRequeueDeadItems(t *testing.T) {
 	for _, d := range got.GetDeliveries() {
 		nacks = append(nacks, &pb.Nack{Id: d.GetId(), Lease: d.GetLease(), Error: "bad " + string(d.GetPayload())})
 	}
-	if _, err := qc.Nack(ctx, &pb.NackRequest{Queue: "tasks", Nacks: nacks}); err != nil {
+	if _, err := qc.Nack(ctx, &pb.NackRequest{Queue: "tasks", Nacks: nacks, Incarnation: got.GetIncarnation()}); err != nil {
 		t.Fatal(err)
 	}
 	dead, err := qc.Peek(ctx, &pb.PeekRequest{Queue: "tasks.dead"})
@@ -659,5 +659,41 @@ func TestConsumeAckBatch(t *testing.T) {
 	wantCode(t, err, codes.InvalidArgument)
 	if st := m.queue("tasks").Stats(); st.AckedTotal != 3 || st.Ready != 1 || st.Leased != 0 {
 		t.Fatalf("tasks after the bad batch: %+v (want 3 acked, the 4th back in the queue)", st)
+	}
+}
+
+// Unary settles name the incarnation of the master that leased the items:
+// a settle of another incarnation, or of none, is refused whole and the
+// items stay leased; the master's own is applied.
+func TestUnarySettlesNameTheIncarnation(t *testing.T) {
+	m := startMaster(t, masterConfig{})
+	qc := m.rawClient(t)
+	ctx := testContext(t)
+	put(t, qc, "tasks", "a", "b")
+	got, err := qc.Get(ctx, &pb.GetRequest{Queue: "tasks", MaxItems: 2, Nowait: true})
+	if err != nil || len(got.GetDeliveries()) != 2 || got.GetIncarnation() == 0 {
+		t.Fatalf("Get: %v, %v; want two items and the incarnation", got, err)
+	}
+	ds := got.GetDeliveries()
+	for _, inc := range []uint64{0, got.GetIncarnation() + 1} {
+		ack, err := qc.Ack(ctx, &pb.AckRequest{Queue: "tasks", Acks: acksOf(ds), Incarnation: inc})
+		if err != nil || len(ack.GetRefused()) != 2 || ack.GetRefused()[0].GetReason() != queue.ReasonIncarnation {
+			t.Fatalf("ack naming incarnation %d: %v, %v; want both refused", inc, ack, err)
+		}
+		nack, err := qc.Nack(ctx, &pb.NackRequest{Queue: "tasks", Nacks: []*pb.Nack{{Id: ds[0].GetId(), Lease: ds[0].GetLease()}}, Incarnation: inc})
+		if err != nil || len(nack.GetRefused()) != 1 {
+			t.Fatalf("nack naming incarnation %d: %v, %v; want refused", inc, nack, err)
+		}
+		ext, err := qc.Extend(ctx, &pb.ExtendRequest{Queue: "tasks", Extends: []*pb.Extend{{Id: ds[0].GetId(), Lease: ds[0].GetLease()}}, Incarnation: inc})
+		if err != nil || len(ext.GetRefused()) != 1 {
+			t.Fatalf("extend naming incarnation %d: %v, %v; want refused", inc, ext, err)
+		}
+	}
+	if st := m.queue("tasks").Stats(); st.Leased != 2 || st.AckedTotal != 0 || st.RefusedTotal != 8 {
+		t.Fatalf("stats %+v; want both still leased and 8 refusals counted", st)
+	}
+	ack, err := qc.Ack(ctx, &pb.AckRequest{Queue: "tasks", Acks: acksOf(ds), Incarnation: got.GetIncarnation()})
+	if err != nil || len(ack.GetRefused()) != 0 {
+		t.Fatalf("ack naming the master's incarnation: %v, %v", ack, err)
 	}
 }

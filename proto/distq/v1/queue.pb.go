@@ -1135,8 +1135,12 @@ type GetResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Deliveries []*Delivery            `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
 	// The queue is closed and drained: nothing more will ever arrive.
-	Closed        bool           `protobuf:"varint,2,opt,name=closed,proto3" json:"closed,omitempty"`
-	Batch         *DeliveryBatch `protobuf:"bytes,3,opt,name=batch,proto3" json:"batch,omitempty"`
+	Closed bool           `protobuf:"varint,2,opt,name=closed,proto3" json:"closed,omitempty"`
+	Batch  *DeliveryBatch `protobuf:"bytes,3,opt,name=batch,proto3" json:"batch,omitempty"`
+	// The master's incarnation: a random number it draws at every start.
+	// Leased items (auto_ack unset) are settled by Ack, Nack and Extend
+	// naming it; see AckRequest.incarnation.
+	Incarnation   uint64 `protobuf:"varint,4,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1192,10 +1196,24 @@ func (x *GetResponse) GetBatch() *DeliveryBatch {
 	return nil
 }
 
+func (x *GetResponse) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
 type AckRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Queue         string                 `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
-	Acks          []*Ack                 `protobuf:"bytes,2,rep,name=acks,proto3" json:"acks,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Queue string                 `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
+	Acks  []*Ack                 `protobuf:"bytes,2,rep,name=acks,proto3" json:"acks,omitempty"`
+	// The incarnation of the master that leased the items, from their
+	// GetResponse. A settle naming another incarnation, or none, is refused
+	// whole (every item named in Refused): it comes from before a master
+	// restart, and its lease and item ids may well name an item of the new
+	// master. Settles on a Consume stream need no incarnation: a stream
+	// never outlives its master, and its settles name its own leases only.
+	Incarnation   uint64 `protobuf:"varint,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1244,6 +1262,13 @@ func (x *AckRequest) GetAcks() []*Ack {
 	return nil
 }
 
+func (x *AckRequest) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
 type AckResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Refused       []*Refused             `protobuf:"bytes,1,rep,name=refused,proto3" json:"refused,omitempty"`
@@ -1289,9 +1314,11 @@ func (x *AckResponse) GetRefused() []*Refused {
 }
 
 type NackRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Queue         string                 `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
-	Nacks         []*Nack                `protobuf:"bytes,2,rep,name=nacks,proto3" json:"nacks,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Queue string                 `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
+	Nacks []*Nack                `protobuf:"bytes,2,rep,name=nacks,proto3" json:"nacks,omitempty"`
+	// As in AckRequest.
+	Incarnation   uint64 `protobuf:"varint,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1340,6 +1367,13 @@ func (x *NackRequest) GetNacks() []*Nack {
 	return nil
 }
 
+func (x *NackRequest) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
 type NackResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Refused       []*Refused             `protobuf:"bytes,1,rep,name=refused,proto3" json:"refused,omitempty"`
@@ -1385,9 +1419,11 @@ func (x *NackResponse) GetRefused() []*Refused {
 }
 
 type ExtendRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Queue         string                 `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
-	Extends       []*Extend              `protobuf:"bytes,2,rep,name=extends,proto3" json:"extends,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Queue   string                 `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
+	Extends []*Extend              `protobuf:"bytes,2,rep,name=extends,proto3" json:"extends,omitempty"`
+	// As in AckRequest.
+	Incarnation   uint64 `protobuf:"varint,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1434,6 +1470,13 @@ func (x *ExtendRequest) GetExtends() []*Extend {
 		return x.Extends
 	}
 	return nil
+}
+
+func (x *ExtendRequest) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
 }
 
 type ExtendResponse struct {
@@ -2226,27 +2269,31 @@ const file_distq_v1_queue_proto_rawDesc = "" +
 	"\n" +
 	"timeout_ms\x18\x04 \x01(\rR\ttimeoutMs\x12\x19\n" +
 	"\bauto_ack\x18\x05 \x01(\bR\aautoAck\x12\x16\n" +
-	"\x06packed\x18\x06 \x01(\bR\x06packed\"\x88\x01\n" +
+	"\x06packed\x18\x06 \x01(\bR\x06packed\"\xaa\x01\n" +
 	"\vGetResponse\x122\n" +
 	"\n" +
 	"deliveries\x18\x01 \x03(\v2\x12.distq.v1.DeliveryR\n" +
 	"deliveries\x12\x16\n" +
 	"\x06closed\x18\x02 \x01(\bR\x06closed\x12-\n" +
-	"\x05batch\x18\x03 \x01(\v2\x17.distq.v1.DeliveryBatchR\x05batch\"E\n" +
+	"\x05batch\x18\x03 \x01(\v2\x17.distq.v1.DeliveryBatchR\x05batch\x12 \n" +
+	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\"g\n" +
 	"\n" +
 	"AckRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x12!\n" +
-	"\x04acks\x18\x02 \x03(\v2\r.distq.v1.AckR\x04acks\":\n" +
+	"\x04acks\x18\x02 \x03(\v2\r.distq.v1.AckR\x04acks\x12 \n" +
+	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\":\n" +
 	"\vAckResponse\x12+\n" +
-	"\arefused\x18\x01 \x03(\v2\x11.distq.v1.RefusedR\arefused\"I\n" +
+	"\arefused\x18\x01 \x03(\v2\x11.distq.v1.RefusedR\arefused\"k\n" +
 	"\vNackRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x12$\n" +
-	"\x05nacks\x18\x02 \x03(\v2\x0e.distq.v1.NackR\x05nacks\";\n" +
+	"\x05nacks\x18\x02 \x03(\v2\x0e.distq.v1.NackR\x05nacks\x12 \n" +
+	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\";\n" +
 	"\fNackResponse\x12+\n" +
-	"\arefused\x18\x01 \x03(\v2\x11.distq.v1.RefusedR\arefused\"Q\n" +
+	"\arefused\x18\x01 \x03(\v2\x11.distq.v1.RefusedR\arefused\"s\n" +
 	"\rExtendRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x12*\n" +
-	"\aextends\x18\x02 \x03(\v2\x10.distq.v1.ExtendR\aextends\"=\n" +
+	"\aextends\x18\x02 \x03(\v2\x10.distq.v1.ExtendR\aextends\x12 \n" +
+	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\"=\n" +
 	"\x0eExtendResponse\x12+\n" +
 	"\arefused\x18\x01 \x03(\v2\x11.distq.v1.RefusedR\arefused\"$\n" +
 	"\fStatsRequest\x12\x14\n" +
