@@ -327,6 +327,24 @@ func (g *connGuard) counts() (total, unauth int) {
 	return g.total, g.nunauth
 }
 
+// ConnStats are the connection guard's gauges and counters.
+type ConnStats struct {
+	Open, Unauthenticated int    // now
+	Accepted              uint64 // let through since the start
+	Refused               uint64 // closed at accept: -max-conns, all authenticated
+	Evicted               uint64 // closed to make room for a new one
+	Expired               uint64 // closed at -auth-timeout
+}
+
+func (g *connGuard) stats() ConnStats {
+	total, unauth := g.counts()
+	return ConnStats{
+		Open: total, Unauthenticated: unauth,
+		Accepted: g.accepted.Load(), Refused: g.refused.Load(),
+		Evicted: g.evicted.Load(), Expired: g.expired.Load(),
+	}
+}
+
 // Close closes the connection once and forgets it.
 func (tc *trackedConn) Close() error {
 	err := net.ErrClosed

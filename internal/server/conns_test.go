@@ -170,6 +170,9 @@ func TestGuardRefusesPastMaxConnsWhenAllAuthenticated(t *testing.T) {
 	if total, _ := f.g.counts(); total != 2 {
 		t.Fatalf("%d open; want 2", total)
 	}
+	if st := f.g.stats(); st.Refused != 1 || st.Accepted != 3 {
+		t.Fatalf("stats %+v; want 3 accepted, 1 refused", st)
+	}
 }
 
 func TestGuardClosesUnauthenticatedAfterTimeout(t *testing.T) {
@@ -194,6 +197,9 @@ func TestGuardClosesUnauthenticatedAfterTimeout(t *testing.T) {
 	}
 	if total, unauth := f.g.counts(); total != 1 || unauth != 0 {
 		t.Fatalf("counts %d open, %d unauthenticated; want 1, 0", total, unauth)
+	}
+	if st := f.g.stats(); st.Expired != 1 || st.Accepted != 2 || st.Evicted != 0 || st.Refused != 0 {
+		t.Fatalf("stats %+v; want 2 accepted, 1 expired", st)
 	}
 }
 

@@ -200,9 +200,9 @@ func New(cfg Config) (*Server, error) {
 // Addr is the bound address (the real port when Listen asked for port 0).
 func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 
-// Conns reports the connections open now, and how many of them have not
-// authenticated yet.
-func (s *Server) Conns() (open, unauthenticated int) { return s.lis.counts() }
+// Conns reports the master's connections: open now, and what the guard did
+// with them since the start.
+func (s *Server) Conns() ConnStats { return s.lis.stats() }
 
 // Serve serves until Shutdown or Close; it returns nil after either.
 func (s *Server) Serve() error {
