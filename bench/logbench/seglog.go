@@ -47,17 +47,19 @@ type SegLogOptions struct {
 }
 
 type segFile struct {
-	f    *os.File
-	no   uint64
-	base uint64
-	off  int64
-	path string
+	f     *os.File
+	no    uint64
+	base  uint64
+	off   int64
+	path  string
+	stale bool // recycled: stale frames of an earlier life follow the data
 }
 
 type prepared struct {
-	f   *os.File
-	no  uint64
-	err error
+	f     *os.File
+	no    uint64
+	stale bool
+	err   error
 }
 
 const (
@@ -68,24 +70,29 @@ const (
 
 func segName(no uint64) string { return fmt.Sprintf("%020d.seg", no) }
 
-func putSegHeader(b []byte, no, base uint64) {
+// The segment header's flags.
+const segRecycled = 1 // stale frames may follow the data: only a new frame proves a torn write
+
+func putSegHeader(b []byte, no, base uint64, flags uint32) {
 	clear(b[:segHeader])
 	copy(b, segMagic)
 	binary.LittleEndian.PutUint32(b[8:], segVersion)
+	binary.LittleEndian.PutUint32(b[12:], flags)
 	binary.LittleEndian.PutUint64(b[16:], no)
 	binary.LittleEndian.PutUint64(b[24:], base)
 	binary.LittleEndian.PutUint32(b[60:], bodyCRC(b[:60]))
 }
 
-// readSegHeader returns the segment's number and base LSN, ok false if the
-// header is not one of ours (a prepared segment not yet used, or damage).
-func readSegHeader(b []byte) (no, base uint64, ok bool) {
+// readSegHeader returns the segment's number, base LSN and flags; ok false
+// if the header is not one of ours (a prepared segment not yet used, or
+// damage).
+func readSegHeader(b []byte) (no, base uint64, flags uint32, ok bool) {
 	if len(b) < segHeader || string(b[:8]) != segMagic ||
 		binary.LittleEndian.Uint32(b[8:]) != segVersion ||
 		binary.LittleEndian.Uint32(b[60:]) != bodyCRC(b[:60]) {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	return binary.LittleEndian.Uint64(b[16:]), binary.LittleEndian.Uint64(b[24:]), true
+	return binary.LittleEndian.Uint64(b[16:]), binary.LittleEndian.Uint64(b[24:]), binary.LittleEndian.Uint32(b[12:]), true
 }
 
 // DamageError is damage in the middle of the log: a frame that was synced,
@@ -183,7 +190,7 @@ func (l *SegLog) recover(fn func(uint64, []byte) error) (Recovered, []*segFile, 
 		}
 		var h [segHeader]byte
 		_, err = f.ReadAt(h[:], 0)
-		hno, base, ok := readSegHeader(h[:])
+		hno, base, flags, ok := readSegHeader(h[:])
 		if err != nil || !ok || hno != no {
 			// Prepared and never used: only the newest files may be so.
 			f.Close()
@@ -200,7 +207,7 @@ func (l *SegLog) recover(fn func(uint64, []byte) error) (Recovered, []*segFile, 
 			closeAll()
 			return rec, nil, 0, &DamageError{File: p, Reason: fmt.Errorf("segment %d missing", used[n-1].no+1)}
 		}
-		used = append(used, &segFile{f: f, no: no, base: base, path: p})
+		used = append(used, &segFile{f: f, no: no, base: base, path: p, stale: flags&segRecycled != 0})
 	}
 	if len(used) == 0 {
 		return rec, nil, nextNo, removeAll(unused)
@@ -257,10 +264,19 @@ func (l *SegLog) recover(fn func(uint64, []byte) error) (Recovered, []*segFile, 
 			closeAll()
 			return rec, nil, 0, &DamageError{File: s.path, Offset: off, LSN: expected, Acked: synced, Reason: bad}
 		}
-		// Zeros, or a stale frame of a recycled segment, end the log cleanly.
-		at, perr := parseFrame(b[off:])
-		clean := errors.Is(perr, errZero) || (perr == nil && at.lsn < s.base)
-		if lostN > 0 || !clean || i+1 < len(used) {
+		// Was anything written after the end? In a fresh segment, any byte
+		// that is not zero says so. In a recycled one, stale bytes of its
+		// earlier life follow the data: only a new frame, whole or with its
+		// header's LSN written, does.
+		torn := lostN > 0 || i+1 < len(used)
+		if s.stale {
+			lsn := binary.LittleEndian.Uint64(b[off+8:])
+			torn = torn || (lsn >= expected && lsn <= expected+1<<40)
+		} else {
+			_, perr := parseFrame(b[off:])
+			torn = torn || !errors.Is(perr, errZero)
+		}
+		if torn {
 			rec.Torn = &TornTail{File: s.path, Offset: off, FirstLSN: expected, ValidLost: lostN}
 			if err := cutTail(s, off, used[i+1:]); err != nil {
 				closeAll()
@@ -373,7 +389,7 @@ func (l *SegLog) preparer(no uint64) {
 			if err := os.Rename(s.path, path); err != nil {
 				p.err = err
 			}
-			p.f = s.f
+			p.f, p.stale = s.f, s.stale
 		default:
 			p.f, p.err = prewrite(path, int(l.opt.SegmentSize))
 		}
@@ -404,18 +420,24 @@ func (l *SegLog) activate(lsn uint64) error {
 		return p.err
 	}
 	var h [segHeader]byte
-	putSegHeader(h[:], p.no, lsn)
+	var flags uint32
+	if p.stale {
+		flags |= segRecycled
+	}
+	putSegHeader(h[:], p.no, lsn, flags)
 	if _, err := p.f.WriteAt(h[:], 0); err != nil {
 		return err
 	}
 	if l.act != nil {
 		l.old = append(l.old, l.act)
 		if l.opt.Recycle > 0 && len(l.old) > l.opt.Recycle {
-			l.ret <- l.old[0]
+			r := l.old[0]
+			r.stale = true
+			l.ret <- r
 			l.old = l.old[1:]
 		}
 	}
-	l.act = &segFile{f: p.f, no: p.no, base: lsn, off: segHeader, path: filepath.Join(l.dir, segName(p.no))}
+	l.act = &segFile{f: p.f, no: p.no, base: lsn, off: segHeader, path: filepath.Join(l.dir, segName(p.no)), stale: p.stale}
 	return nil
 }
 
