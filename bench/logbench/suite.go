@@ -170,6 +170,7 @@ type Cell struct {
 	ItemsMax                         float64
 	GroupsPerSec                     float64
 	MeanGroupBytes                   float64
+	BytesPerItem                     float64 // log bytes (frames) per item
 	CPUNsPerItem                     float64
 	AllocsPerItem                    float64
 	PutP50, PutP99, PutP999          float64 // µs
@@ -230,6 +231,12 @@ func Summarize(rs []Result) []Cell {
 		c.GroupsPerSec = f(func(r Result) float64 { return r.GroupsPerSec })
 		c.MeanGroupBytes = f(func(r Result) float64 { return r.MeanGroupBytes })
 		c.CPUNsPerItem = f(func(r Result) float64 { return r.CPUNsPerItem })
+		c.BytesPerItem = f(func(r Result) float64 {
+			if r.Items == 0 {
+				return 0
+			}
+			return float64(r.Bytes) / float64(r.Items)
+		})
 		c.AllocsPerItem = f(func(r Result) float64 { return r.AllocsPerItem })
 		c.PutP50 = f(func(r Result) float64 { return max(r.PutWait.P50, r.BatchWait.P50) })
 		c.PutP99 = f(func(r Result) float64 { return max(r.PutWait.P99, r.BatchWait.P99) })
@@ -309,13 +316,15 @@ func Decide(cells []Cell) Decision {
 // WriteTable prints the cells and the recoveries.
 func WriteTable(w io.Writer, rep *Report) {
 	ms := func(us float64) string { return fmt.Sprintf("%.2f", us/1e3) }
+	fmt.Fprintf(w, "medians of %d repetitions of %s (after %s of warm-up); wait = a producer's put (master shapes) or a writer's batch (issue shapes), from append to durable; sync = each fdatasync (fsync for raft-wal) the engine made\n",
+		rep.Plan.Reps, rep.Plan.Duration, rep.Plan.Warmup)
 	shape := ""
 	for _, c := range rep.Cells {
 		if c.Shape != shape {
 			shape = c.Shape
 			fmt.Fprintf(w, "\n%s\n", shape)
-			fmt.Fprintf(w, "%-10s %11s %21s %8s %9s %8s %7s %22s %16s %12s\n", "engine", "items/s", "(min-max)", "groups/s", "KiB/group",
-				"cpu ns/i", "alloc/i", "put p50/p99/p99.9 ms", "settle p50/p99", "sync p50/p99")
+			fmt.Fprintf(w, "%-10s %11s %21s %8s %9s %6s %8s %7s %22s %16s %12s\n", "engine", "items/s", "(min-max)", "groups/s", "KiB/group",
+				"B/item", "cpu ns/i", "alloc/i", "wait p50/p99/p99.9 ms", "settle p50/p99", "sync p50/p99")
 		}
 		settle := "-"
 		if c.SettleP50 > 0 {
@@ -325,19 +334,23 @@ func WriteTable(w io.Writer, rep *Report) {
 		if c.Errors > 0 {
 			errs = fmt.Sprintf("  (%d runs failed)", c.Errors)
 		}
-		fmt.Fprintf(w, "%-10s %11.0f %10.0f-%-10.0f %8.0f %9.1f %8.0f %7.3f %22s %16s %12s%s\n", c.Engine, c.ItemsPerSec, c.ItemsMin, c.ItemsMax,
-			c.GroupsPerSec, c.MeanGroupBytes/1024, c.CPUNsPerItem, c.AllocsPerItem,
+		fmt.Fprintf(w, "%-10s %11.0f %10.0f-%-10.0f %8.0f %9.1f %6.1f %8.0f %7.3f %22s %16s %12s%s\n", c.Engine, c.ItemsPerSec, c.ItemsMin, c.ItemsMax,
+			c.GroupsPerSec, c.MeanGroupBytes/1024, c.BytesPerItem, c.CPUNsPerItem, c.AllocsPerItem,
 			ms(c.PutP50)+"/"+ms(c.PutP99)+"/"+ms(c.PutP999), settle, ms(c.SyncP50)+"/"+ms(c.SyncP99), errs)
 	}
 	if len(rep.Recoveries) > 0 {
 		fmt.Fprintf(w, "\nrestart with queued items (median of %d; cold = page cache of the files dropped first)\n", rep.Plan.RecoveryReps)
-		fmt.Fprintf(w, "%-8s %11s %9s %8s %8s %8s %s\n", "engine", "items", "disk MB", "fill s", "cold s", "warm s", "")
+		fmt.Fprintf(w, "%-8s %11s %9s %7s %8s %8s %8s %s\n", "engine", "items", "disk MB", "B/item", "fill s", "cold s", "warm s", "")
 		for _, r := range rep.Recoveries {
 			extra := r.Error
 			if len(r.ColdLeaderSecs) > 0 {
 				extra = fmt.Sprintf("of which until leader: cold %.3f s, warm %.3f s %s", median(r.ColdLeaderSecs), median(r.WarmLeaderSecs), r.Error)
 			}
-			fmt.Fprintf(w, "%-8s %11d %9.0f %8.1f %8.3f %8.3f %s\n", r.Engine, r.Items, float64(r.DiskBytes)/1e6, r.FillSecs,
+			perItem := 0.0
+			if r.Items > 0 {
+				perItem = float64(r.DiskBytes) / float64(r.Items)
+			}
+			fmt.Fprintf(w, "%-8s %11d %9.0f %7.1f %8.1f %8.3f %8.3f %s\n", r.Engine, r.Items, float64(r.DiskBytes)/1e6, perItem, r.FillSecs,
 				median(r.ColdSecs), median(r.WarmSecs), extra)
 		}
 	}
