@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,8 +77,9 @@ func (f *timedFile) Sync() error {
 // Close releases the metadata file's lock too (WAL.Close does not).
 type walStore struct {
 	*wal.WAL
-	meta *metadb.BoltMetaDB
-	vfs  *timedVFS
+	meta    *metadb.BoltMetaDB
+	vfs     *timedVFS
+	onClose func()
 }
 
 func openWAL(dir string, segSize int, sync *Samples) (*walStore, error) {
@@ -101,6 +104,9 @@ func (s *walStore) Close() error {
 	err := s.WAL.Close()
 	if cerr := s.meta.Close(); err == nil {
 		err = cerr
+	}
+	if s.onClose != nil {
+		s.onClose()
 	}
 	return err
 }
@@ -287,6 +293,11 @@ func startRaft(dir string, m *fsm, sync *Samples, timeout time.Duration) (*raftN
 	if err != nil {
 		return nil, err
 	}
+	return startRaftOn(store, m, timeout)
+}
+
+// startRaftOn is startRaft on an open store (closed on error).
+func startRaftOn(store *walStore, m *fsm, timeout time.Duration) (*raftNode, error) {
 	addr, trans := raft.NewInmemTransport("m1")
 	conf := raftConfig()
 	has, err := raft.HasExistingState(store, store, raft.NewDiscardSnapshotStore())
@@ -393,4 +404,114 @@ func recoverRaft(dir string, frames uint64, a Applier) (RaftRecovery, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return rr, m.err
+}
+
+// prewrittenVFS is what design (a) would put under raft-wal to sync as our
+// segment log does: segment files written with zeros ahead of use by a
+// background goroutine (so that appends overwrite written blocks and change
+// no metadata), synced with fdatasync. raft-wal's segments cannot be
+// recycled (a stale commit frame after the data could pass its tail check),
+// so every segment is written twice: zeros, then entries.
+type prewrittenVFS struct {
+	types.VFS
+	dir   string
+	size  int
+	ready chan prepared
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	sync  *Samples
+}
+
+func newPrewrittenVFS(dir string, size int, sync *Samples) *prewrittenVFS {
+	v := &prewrittenVFS{VFS: fs.New(), dir: dir, size: size, ready: make(chan prepared, 1), stop: make(chan struct{}), sync: sync}
+	v.wg.Add(1)
+	go v.prepare()
+	return v
+}
+
+func (v *prewrittenVFS) prepare() {
+	defer v.wg.Done()
+	for n := 0; ; n++ {
+		path := filepath.Join(v.dir, fmt.Sprintf("prep-%d.tmp", n))
+		f, err := prewrite(path, v.size)
+		select {
+		case v.ready <- prepared{f: f, err: err, no: uint64(n)}:
+		case <-v.stop:
+			if f != nil {
+				f.Close()
+				os.Remove(path)
+			}
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (v *prewrittenVFS) Create(dir, name string, size uint64) (types.WritableFile, error) {
+	if dir != v.dir || int(size) != v.size {
+		return nil, fmt.Errorf("prewritten VFS: segment of %d bytes in %s", size, dir)
+	}
+	p := <-v.ready
+	if p.err != nil {
+		return nil, p.err
+	}
+	if err := os.Rename(p.f.Name(), filepath.Join(dir, name)); err != nil {
+		p.f.Close()
+		return nil, err
+	}
+	if err := syncDir(dir); err != nil {
+		p.f.Close()
+		return nil, err
+	}
+	return &datasyncFile{File: p.f, sync: v.sync}, nil
+}
+
+func (v *prewrittenVFS) OpenWriter(dir, name string) (types.WritableFile, error) {
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &datasyncFile{File: f, sync: v.sync}, nil
+}
+
+// Close stops the preparer and removes a prepared file nobody took.
+func (v *prewrittenVFS) Close() {
+	close(v.stop)
+	v.wg.Wait()
+	select {
+	case p := <-v.ready:
+		if p.f != nil {
+			p.f.Close()
+			os.Remove(p.f.Name())
+		}
+	default:
+	}
+}
+
+type datasyncFile struct {
+	*os.File
+	sync *Samples
+}
+
+func (f *datasyncFile) Sync() error { return fdatasync(f.File, f.sync) }
+
+// openRaft1Pre is raft1 on raft-wal with the prewritten VFS.
+func openRaft1Pre(dir string, sync *Samples) (*raftSink, error) {
+	vfs := newPrewrittenVFS(dir, wal.DefaultSegmentSize, sync)
+	meta := &metadb.BoltMetaDB{}
+	w, err := wal.Open(dir, wal.WithMetaStore(meta), wal.WithSegmentFiler(segment.NewFiler(dir, vfs)),
+		wal.WithLogger(hclog.NewNullLogger()))
+	if err != nil {
+		meta.Close()
+		vfs.Close()
+		return nil, err
+	}
+	store := &walStore{WAL: w, meta: meta, onClose: vfs.Close}
+	n, err := startRaftOn(store, &fsm{}, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &raftSink{n: n}, nil
 }

@@ -20,6 +20,7 @@ var EngineDoc = map[string]string{
 	"raftwalcmd": "raft-wal v0.4.0 StoreLogs, one entry per command",
 	"raft1":      "one-voter hashicorp/raft v1.8.0 on raft-wal, one Apply per group",
 	"raft1cmd":   "one-voter hashicorp/raft v1.8.0 on raft-wal, one Apply per command",
+	"raft1pre":   "raft1 with a raft-wal VFS of our own: segments pre-written with zeros in the background, fdatasync",
 }
 
 // OpenEngine opens engine name in dir (empty). syncTime records every
@@ -40,6 +41,8 @@ func OpenEngine(name, dir string, syncTime *Samples) (Sink, error) {
 		return openRaftWAL(dir, name == "raftwalcmd", syncTime)
 	case "raft1", "raft1cmd":
 		return openRaft1(dir, name == "raft1cmd", syncTime)
+	case "raft1pre":
+		return openRaft1Pre(dir, syncTime)
 	}
 	return nil, fmt.Errorf("unknown engine %q", name)
 }

@@ -1,6 +1,7 @@
 package logbench
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -13,7 +14,7 @@ func TestRunEveryEngine(t *testing.T) {
 	serial := issue
 	serial.Serial = true
 	for _, sh := range []Shape{master, issue, serial} {
-		engines := append(Engines, "raftwalcmd")
+		engines := append(slices.Clone(Engines), "raftwalcmd", "raft1pre")
 		for _, e := range engines {
 			t.Run(sh.Name+"/"+e, func(t *testing.T) {
 				r := Run(sh, e, t.TempDir(), RunOpts{Duration: 10 * time.Minute, MaxItems: 3000})
