@@ -25,7 +25,7 @@ func main() {
 	var (
 		out      = flag.String("out", "", "directory for logbench.json and logbench.txt (none: table on stdout only)")
 		dir      = flag.String("dir", os.TempDir(), "where the temporary data directory is made (it is removed at the end)")
-		quick    = flag.Bool("quick", false, "a smoke run: one master shape, the issue's shapes, 1 repetition, short cells")
+		quick    = flag.Bool("quick", false, "a smoke run: the decision shape, the paced one and the issue's shapes, 1 repetition, short cells")
 		reps     = flag.Int("reps", 0, "repetitions (0: the plan's)")
 		duration = flag.Duration("duration", 0, "measured time per cell (0: the plan's)")
 		shapes   = flag.String("shapes", "", "comma-separated shape names to run (default all)")
