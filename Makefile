@@ -24,16 +24,19 @@ vet: tidy-check
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	cd bench && $(GO) vet ./...
+	cd bench/logbench && $(GO) vet ./...
 
-## tidy-check: fail when a go.mod or go.sum (root, bench/, tools/) is not tidy.
+## tidy-check: fail when a go.mod or go.sum (root, bench/, bench/logbench/, tools/) is not tidy.
 .PHONY: tidy-check
 tidy-check:
-	@for m in . bench tools; do (cd $$m && $(GO) mod tidy -diff >/dev/null) || { echo "$$m/go.mod is not tidy; run 'go mod tidy' there:"; (cd $$m && $(GO) mod tidy -diff); exit 1; }; done; echo "go.mod: tidy (., bench, tools)"
+	@for m in . bench bench/logbench tools; do (cd $$m && $(GO) mod tidy -diff >/dev/null) || { echo "$$m/go.mod is not tidy; run 'go mod tidy' there:"; (cd $$m && $(GO) mod tidy -diff); exit 1; }; done; echo "go.mod: tidy (., bench, bench/logbench, tools)"
 
-# The benchmark tool is its own module (bench/go.mod): ./... stops at it.
+# The benchmark tools are their own modules (bench/go.mod, bench/logbench/go.mod):
+# ./... stops at them.
 unit: build
 	$(GO) test -race -count=1 -timeout 15m ./...
 	cd bench && $(GO) test -race -count=1 ./...
+	cd bench/logbench && $(GO) test -race -count=1 -timeout 10m ./...
 
 # Every fuzz target for a few seconds each; `make fuzz` runs them longer.
 fuzz-short:
@@ -87,3 +90,13 @@ bench: bench-tool
 
 bench-quick: bench-tool
 	./$(BIN)/distq-bench -bin $(BIN) -out bench/results -quick $(BENCH_FLAGS)
+
+## bench-log: the log engines of issue 9 on this machine's disk (docs/durable-engine.md):
+## table on stdout, bench/results/logbench.json and logbench.txt; about 10 minutes.
+## LOGBENCH_FLAGS='-quick' for a smoke run, '-dir DIR' to measure another disk.
+.PHONY: bench-log
+LOGBENCH_FLAGS ?=
+
+bench-log:
+	cd bench/logbench && $(GO) build -o ../../$(BIN)/distq-logbench ./cmd/distq-logbench
+	./$(BIN)/distq-logbench -out bench/results $(LOGBENCH_FLAGS)
