@@ -115,7 +115,7 @@ func (c *Consumer) Next(ctx context.Context, buf []Delivery) ([]Delivery, error)
 				return buf, ErrShutdown
 			}
 		} else if n := min(c.credit, q.ready.len(), MaxBatch); n > 0 {
-			now := q.b.now()
+			now := q.b.now() // when taken: a Next that waited gets full leases
 			size := 0
 			taken := 0
 			for taken < n && size < MaxBatchBytes {
@@ -172,10 +172,10 @@ func (c *Consumer) stopWaiting() {
 func (c *Consumer) Ack(acks []Ack) []Refusal { return c.q.ack(c, acks) }
 
 // Nack returns items leased to this consumer.
-func (c *Consumer) Nack(nacks []Nack) []Refusal { return c.q.nack(c, nacks) }
+func (c *Consumer) Nack(nacks []Nack) []Refusal { return c.q.nack(c, nacks, c.q.b.now()) }
 
 // Extend pushes the deadlines of leases this consumer holds.
-func (c *Consumer) Extend(ext []Extend) []Refusal { return c.q.extend(c, ext) }
+func (c *Consumer) Extend(ext []Extend) []Refusal { return c.q.extend(c, ext, c.q.b.now()) }
 
 // Held reports how many items are leased to this consumer.
 func (c *Consumer) Held() int {

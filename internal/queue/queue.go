@@ -234,6 +234,10 @@ func (q *Queue) unfinished() int { return q.ready.len() + q.nleased + len(q.dela
 // ctx ends or, if timeout > 0, for at most timeout; with nowait it does not
 // wait. It returns the ids of the items it accepted, which may be fewer than
 // len(msgs) together with ErrFull, ErrClosed or the context's error.
+//
+// Each chunk that fits is one state change, made whole under the lock
+// (put); the wait for room comes between two chunks and changes nothing.
+// So the ids returned with an error are those of whole chunks.
 func (q *Queue) Put(ctx context.Context, msgs []Message, nowait bool, timeout time.Duration) ([]uint64, error) {
 	if q.IsDead() {
 		return nil, fmt.Errorf("%w: %q", ErrReadOnly, q.name)
@@ -251,12 +255,7 @@ func (q *Queue) Put(ctx context.Context, msgs []Message, nowait bool, timeout ti
 			n = min(n, q.maxSize-q.ready.len())
 		}
 		if n > 0 {
-			for i := range msgs[:n] {
-				q.nextID++
-				q.ready.pushBack(newEntry(q.nextID, &msgs[i], 0))
-				ids = append(ids, q.nextID)
-			}
-			q.st.PutTotal += uint64(n)
+			ids = q.put(msgs[:n], ids)
 			msgs = msgs[n:]
 			q.readyGrew(n)
 			continue
@@ -283,6 +282,19 @@ func (q *Queue) Put(ctx context.Context, msgs []Message, nowait bool, timeout ti
 	}
 	q.mu.Unlock()
 	return ids, nil
+}
+
+// put makes every message of msgs a ready item, at the back, and appends
+// their ids to ids: one chunk of a Put, which found room for all of them.
+// Called with q.mu held.
+func (q *Queue) put(msgs []Message, ids []uint64) []uint64 {
+	for i := range msgs {
+		q.nextID++
+		q.ready.pushBack(newEntry(q.nextID, &msgs[i], 0))
+		ids = append(ids, q.nextID)
+	}
+	q.st.PutTotal += uint64(len(msgs))
+	return ids
 }
 
 // readyGrew wakes those who wait for items after n became ready.
@@ -611,24 +623,9 @@ func (q *Queue) GetAppend(ctx context.Context, buf []Delivery, max int, nowait b
 			return nil, ErrShutdown
 		}
 		if n := min(max, q.ready.len()); n > 0 {
-			out := slices.Grow(buf, n)
-			now := q.b.now()
-			for range n {
-				if autoAck {
-					e := q.ready.popFront()
-					e.attempts++
-					q.st.DeliveredTotal++
-					if e.attempts > 1 {
-						// Counted as in lease: a retried item taken with
-						// auto-ack is a redelivery too.
-						q.st.RedeliveredTotal++
-					}
-					q.st.AckedTotal++
-					out = append(out, e.delivery())
-					continue
-				}
-				out = append(out, q.leaseFront(nil, now).delivery())
-			}
+			// The clock is read when the items are taken, not when the
+			// call began: a Get that waited must not get shorter leases.
+			out := q.take(slices.Grow(buf, n), n, autoAck, q.b.now())
 			q.readyShrank()
 			q.mu.Unlock()
 			return out, nil
@@ -659,6 +656,29 @@ func (q *Queue) GetAppend(ctx context.Context, buf []Delivery, max int, nowait b
 		}
 		q.mu.Lock()
 	}
+}
+
+// take hands out the n front ready items for Get, appended to out: leased
+// at now to no consumer, or with autoAck settled as they are taken. Called
+// with q.mu held.
+func (q *Queue) take(out []Delivery, n int, autoAck bool, now int64) []Delivery {
+	for range n {
+		if !autoAck {
+			out = append(out, q.leaseFront(nil, now).delivery())
+			continue
+		}
+		e := q.ready.popFront()
+		e.attempts++
+		q.st.DeliveredTotal++
+		if e.attempts > 1 {
+			// Counted as in lease: a retried item taken with auto-ack is
+			// a redelivery too.
+			q.st.RedeliveredTotal++
+		}
+		q.st.AckedTotal++
+		out = append(out, e.delivery())
+	}
+	return out
 }
 
 // Ack is one settle with an optional reply.
@@ -741,11 +761,13 @@ func (q *Queue) CountRefused(n int) {
 // Ack settles leases taken by Get; see Consumer.Ack for stream leases.
 func (q *Queue) Ack(acks []Ack) []Refusal { return q.ack(nil, acks) }
 
-// Nack refuses leases taken by Get.
-func (q *Queue) Nack(nacks []Nack) []Refusal { return q.nack(nil, nacks) }
+// Nack refuses leases taken by Get. Like every operation whose change
+// depends on the time, it reads the clock once, here, and hands the time
+// down: the state changes read no clock.
+func (q *Queue) Nack(nacks []Nack) []Refusal { return q.nack(nil, nacks, q.b.now()) }
 
 // Extend extends leases taken by Get.
-func (q *Queue) Extend(ext []Extend) []Refusal { return q.extend(nil, ext) }
+func (q *Queue) Extend(ext []Extend) []Refusal { return q.extend(nil, ext, q.b.now()) }
 
 func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 	if len(acks) == 0 {
@@ -789,10 +811,10 @@ func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 	return refused
 }
 
-func (q *Queue) nack(owner *Consumer, nacks []Nack) []Refusal {
+// nack applies the nacks of owner's leases at now.
+func (q *Queue) nack(owner *Consumer, nacks []Nack, now int64) []Refusal {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	now := q.b.now()
 	var refused []Refusal
 	fc := flightCheck{q: q}
 	for i := range nacks {
@@ -829,10 +851,10 @@ func (q *Queue) nack(owner *Consumer, nacks []Nack) []Refusal {
 	return refused
 }
 
-func (q *Queue) extend(owner *Consumer, ext []Extend) []Refusal {
+// extend moves the deadlines of owner's leases to now plus their duration.
+func (q *Queue) extend(owner *Consumer, ext []Extend, now int64) []Refusal {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	now := q.b.now()
 	var refused []Refusal
 	fc := flightCheck{q: q}
 	for _, e := range ext {
