@@ -228,16 +228,18 @@ func (c *Consumer) Close() int {
 	c.stopWaiting()
 	// Newest first: each goes back to the front, so the items end up in
 	// the order they were leased. unlease recycles l, so prev is read first.
+	var fx effects
 	n := 0
 	for l := c.ltail; l != nil; {
 		prev := l.oprev
-		q.giveBack(q.unlease(l), "consumer disconnected")
+		q.giveBack(q.unlease(l), "consumer disconnected", &fx)
 		n++
 		l = prev
 	}
 	if n > 0 {
 		q.checkDrained()
 	}
+	q.report(&fx)
 	c.wake()
 	return n
 }

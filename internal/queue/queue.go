@@ -442,11 +442,11 @@ func (q *Queue) fifoRemove(l *lease) {
 // gone (crashed, hung, cut off), and another consumer may well do it now.
 // The attempt still counts, so an item that kills its consumers is
 // dead-lettered all the same. Only an explicit nack for a retry waits
-// (see retry).
-func (q *Queue) giveBack(e entry, reason string) {
+// (see nack).
+func (q *Queue) giveBack(e entry, reason string, fx *effects) {
 	e.setLastErr(reason)
 	if q.lastAttempt(&e) {
-		q.toDead(e, "max attempts reached")
+		q.toDead(e, whyMaxAttempts, fx)
 		return
 	}
 	q.ready.pushFront(e)
@@ -459,16 +459,10 @@ func (q *Queue) lastAttempt(e *entry) bool {
 	return q.dead != nil && int(e.attempts) >= q.b.cfg.MaxAttempts
 }
 
-// retry handles a nack for a retry: an item that has had its last attempt
-// goes to the dead-letter queue at once; any other waits for wait before
-// it is ready again, as a delayed item.
-func (q *Queue) retry(e entry, reason string, wait time.Duration, now int64) {
-	e.setLastErr(reason)
-	if q.lastAttempt(&e) {
-		q.toDead(e, "max attempts reached")
-		return
-	}
-	due := now + int64(wait)
+// delay holds an unleased item back until due (unix nanoseconds), as a
+// delayed item: the outcome of a nack for a retry, whose due time the
+// caller worked out (see retryWait).
+func (q *Queue) delay(e entry, due int64) {
 	if d := q.delayed.peek(); d == nil || due < d.due {
 		q.b.wakeBy(due) // the earliest of this queue's delayed items
 	}
@@ -490,17 +484,20 @@ func (q *Queue) retryWait(n *Nack, attempts uint32) time.Duration {
 func (q *Queue) promote(now int64) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.promoteLocked(now)
+	var fx effects
+	q.promoteLocked(now, &fx)
+	q.report(&fx)
+	return fx.promoted
 }
 
-func (q *Queue) promoteLocked(now int64) int {
+func (q *Queue) promoteLocked(now int64, fx *effects) {
 	due := q.dueBuf[:0]
 	for d := q.delayed.peek(); d != nil && d.due <= now; d = q.delayed.peek() {
 		due = append(due, q.delayed.pop().entry)
 	}
 	n := len(due)
 	if n == 0 {
-		return 0
+		return
 	}
 	// Pushed to the front latest first, so that they end up in due order.
 	for i := n - 1; i >= 0; i-- {
@@ -509,10 +506,7 @@ func (q *Queue) promoteLocked(now int64) int {
 	clear(due) // keeps no payload alive
 	q.dueBuf = due[:0]
 	q.readyGrew(n)
-	if q.b.log.IsDebug() { // its arguments would allocate on every scan
-		q.b.log.Debug("delayed items ready for their retry", "queue", q.name, "count", n)
-	}
-	return n
+	fx.promoted += n
 }
 
 // scan is one pass of the scan loop over the queue: it expires the leases
@@ -521,8 +515,10 @@ func (q *Queue) promoteLocked(now int64) int {
 func (q *Queue) scan(now int64) int64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.expireLocked(now)
-	q.promoteLocked(now)
+	var fx effects
+	q.expireLocked(now, &fx)
+	q.promoteLocked(now, &fx)
+	q.report(&fx)
 	return q.nextDeadline()
 }
 
@@ -547,8 +543,8 @@ func (q *Queue) nextDeadline() int64 {
 	return next
 }
 
-// toDead moves an unleased item to the dead-letter queue.
-func (q *Queue) toDead(e entry, why string) {
+// toDead moves an unleased item to the dead-letter queue, for why.
+func (q *Queue) toDead(e entry, why string, fx *effects) {
 	d := q.dead
 	d.mu.Lock()
 	d.ready.pushBack(e)
@@ -556,19 +552,20 @@ func (q *Queue) toDead(e entry, why string) {
 	d.readyGrew(1)
 	d.mu.Unlock()
 	q.st.DeadTotal++
-	// At a bounded rate: a worker that fails every task it takes would
-	// otherwise write a line per task.
-	q.b.deadLog.Note("item dead-lettered", why, "", "queue", q.name, "id", e.id, "attempts", e.attempts, "error", e.lastErr())
+	fx.dead = append(fx.dead, deadLettered{id: e.id, attempts: e.attempts, err: e.lastErr(), why: why})
 }
 
 // expire returns the leases whose deadline is at or before now.
 func (q *Queue) expire(now int64) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.expireLocked(now)
+	var fx effects
+	q.expireLocked(now, &fx)
+	q.report(&fx)
+	return fx.expired
 }
 
-func (q *Queue) expireLocked(now int64) int {
+func (q *Queue) expireLocked(now int64, fx *effects) {
 	n := 0
 	for {
 		// The earlier of the two fronts, FIFO's and heap's.
@@ -581,15 +578,13 @@ func (q *Queue) expireLocked(now int64) int {
 		}
 		e := q.unlease(l)
 		q.st.ExpiredTotal++
-		q.giveBack(e, "lease expired")
+		q.giveBack(e, "lease expired", fx)
 		n++
 	}
 	if n > 0 {
-		// At a bounded rate: the scan loop wakes for every deadline.
-		q.b.expiryLog.Note("leases expired; items back in the queue", "lease ran out", "", "queue", q.name, "count", n)
 		q.checkDrained()
 	}
-	return n
+	fx.expired += n
 }
 
 // Get takes up to max items. It waits for the first one until ctx ends or,
@@ -811,10 +806,15 @@ func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 	return refused
 }
 
-// nack applies the nacks of owner's leases at now.
+// nack applies the nacks of owner's leases at now. It decides what becomes
+// of each item, from the configuration (MaxAttempts, the backoff) and the
+// nack (its action, delay and jitter), and applies that outcome with its
+// values worked out: a retry is delayed until a due time, a dead-lettering
+// says why.
 func (q *Queue) nack(owner *Consumer, nacks []Nack, now int64) []Refusal {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	var fx effects
 	var refused []Refusal
 	fc := flightCheck{q: q}
 	for i := range nacks {
@@ -830,24 +830,29 @@ func (q *Queue) nack(owner *Consumer, nacks []Nack, now int64) []Refusal {
 		// to count only on dead-letter queues, an inverted test that made
 		// NackedTotal disagree with the nacks a queue actually took.)
 		q.st.NackedTotal++
-		switch n.Action {
-		case NackRelease:
+		if n.Action == NackRelease {
 			e.attempts--
 			q.ready.pushFront(e)
 			q.readyGrew(1)
-		case NackDead:
-			e.setLastErr(n.Error)
-			if q.dead != nil {
-				q.toDead(e, "failed permanently")
-			} else {
-				q.ready.pushBack(e)
-				q.readyGrew(1)
-			}
+			continue
+		}
+		e.setLastErr(n.Error)
+		switch {
+		case n.Action == NackDead && q.dead == nil:
+			// An item of a dead-letter queue has nowhere further to go:
+			// it keeps its error, at the back.
+			q.ready.pushBack(e)
+			q.readyGrew(1)
+		case n.Action == NackDead:
+			q.toDead(e, whyFailed, &fx)
+		case q.lastAttempt(&e):
+			q.toDead(e, whyMaxAttempts, &fx)
 		default:
-			q.retry(e, n.Error, q.retryWait(n, e.attempts), now)
+			q.delay(e, now+int64(q.retryWait(n, e.attempts)))
 		}
 	}
 	q.checkDrained()
+	q.report(&fx)
 	return refused
 }
 
