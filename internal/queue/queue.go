@@ -543,16 +543,18 @@ func (q *Queue) nextDeadline() int64 {
 	return next
 }
 
-// toDead moves an unleased item to the dead-letter queue, for why.
+// toDead moves an unleased item to the dead-letter queue, for why: it
+// applies a deadLetter. Called with q.mu held; it takes the dead-letter
+// queue's lock, which comes right after q's in lock order.
 func (q *Queue) toDead(e entry, why string, fx *effects) {
 	d := q.dead
+	c := deadLetter{to: d, e: e, why: why}
 	d.mu.Lock()
-	d.ready.pushBack(e)
+	fx.dead = append(fx.dead, c.apply())
 	d.st.PutTotal++
 	d.readyGrew(1)
 	d.mu.Unlock()
 	q.st.DeadTotal++
-	fx.dead = append(fx.dead, deadLettered{id: e.id, attempts: e.attempts, err: e.lastErr(), why: why})
 }
 
 // expire returns the leases whose deadline is at or before now.
@@ -792,8 +794,8 @@ func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 			}
 			// Replies bypass maxsize: an ack must never block on a full
 			// reply queue, or a slow result reader would stall every slave.
-			r.nextID++
-			r.ready.pushBack(newEntry(r.nextID, &a.Reply, l.id))
+			c := settleReply{to: r, id: r.nextID + 1, replyTo: l.id, reply: &a.Reply}
+			c.apply()
 			r.st.PutTotal++
 			r.readyGrew(1)
 		}
@@ -977,20 +979,15 @@ func (q *Queue) Requeue(ids []uint64) (int, error) {
 	if q.dead == nil {
 		return 0, fmt.Errorf("%w: %q is a dead-letter queue; requeue its origin %q", ErrInvalid, q.name, q.origin.name)
 	}
-	want := make(map[uint64]bool, len(ids))
+	c := requeue{origin: q, all: len(ids) == 0, ids: make(map[uint64]bool, len(ids))}
 	for _, id := range ids {
-		want[id] = true
+		c.ids[id] = true
 	}
 	set := [...]*Queue{q, q.dead}
 	lockQueues(set[:])
 	defer unlockQueues(set[:])
-	moved := q.dead.ready.remove(func(e *entry) bool { return len(ids) == 0 || want[e.id] })
-	for _, e := range moved {
-		e.attempts = 0
-		e.setLastErr("")
-		q.ready.pushBack(e)
-	}
-	q.readyGrew(len(moved))
+	n := c.apply()
+	q.readyGrew(n)
 	q.dead.readyShrank()
-	return len(moved), nil
+	return n, nil
 }
