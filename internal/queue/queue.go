@@ -235,9 +235,10 @@ func (q *Queue) unfinished() int { return q.ready.len() + q.nleased + len(q.dela
 // wait. It returns the ids of the items it accepted, which may be fewer than
 // len(msgs) together with ErrFull, ErrClosed or the context's error.
 //
-// Each chunk that fits is one state change, made whole under the lock
-// (put); the wait for room comes between two chunks and changes nothing.
-// So the ids returned with an error are those of whole chunks.
+// Each chunk of msgs that fits is one state change, made whole under the
+// lock (put); the wait for room comes between two chunks and changes
+// nothing. A Put that ends early has added the chunks whose ids it
+// returns, and no part of another.
 func (q *Queue) Put(ctx context.Context, msgs []Message, nowait bool, timeout time.Duration) ([]uint64, error) {
 	if q.IsDead() {
 		return nil, fmt.Errorf("%w: %q", ErrReadOnly, q.name)
