@@ -85,6 +85,21 @@ func (q *Queue) Item(id uint64) *Item { return q.items.Get(id) }
 // false. fn must not change the machine.
 func (q *Queue) Ascend(fn func(*Item) bool) { q.items.Ascend(fn) }
 
+// Pin tells the queue that the live master walks its items in id order
+// from id on (see NextFrom): the items from there are kept where that walk
+// finds them. It changes no logged state, only where items are held.
+func (q *Queue) Pin(id uint64) { q.items.pin = id }
+
+// InWindow reports whether a walk with NextFrom would meet id (if id is
+// not behind the walk).
+func (q *Queue) InWindow(id uint64) bool { return q.items.InWindow(id) }
+
+// NextFrom returns the first item from id on in the queue's window of
+// consecutive ids, or nil. Items put with consecutive ids are all in it
+// (from the pin on); items inserted out of order (requeued, dead-lettered)
+// may not be: NextFrom is for the live master's walk over new items.
+func (q *Queue) NextFrom(id uint64) *Item { return q.items.NextFrom(id) }
+
 // Effects is what a command did that its record does not say.
 type Effects struct {
 	// Missing counts the ids a command named that were not there: settled

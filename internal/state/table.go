@@ -23,6 +23,10 @@ type table struct {
 	inWin  int       // items in the window
 	over   map[uint64]*Item
 	spare  []*tblock
+	// pin is the lowest id the live master may still reach by walking the
+	// window (see Queue.Pin): a sparse front spills only below it. Zero:
+	// nobody walks.
+	pin uint64
 }
 
 // tblockItems is the slots of one block: with its count, as many 56-byte
@@ -176,7 +180,7 @@ func (t *table) trim() {
 			t.popBlock()
 			continue
 		}
-		if t.nb*tblockItems <= spillFactor*t.inWin+spillSlack {
+		if t.nb*tblockItems <= spillFactor*t.inWin+spillSlack || t.pin != 0 && t.base+tblockItems > t.pin {
 			return
 		}
 		if t.over == nil {
@@ -193,6 +197,41 @@ func (t *table) trim() {
 		t.inWin -= int(b.n)
 		b.n = 0
 	}
+}
+
+// InWindow reports whether id's slot is in the window.
+func (t *table) InWindow(id uint64) bool {
+	_, s := t.slot(id)
+	return s != nil
+}
+
+// NextFrom returns the window's first item whose id is at least id, or nil.
+// Walking the window this way visits each slot once however the items
+// were settled, as the slots behind the walk are never visited again.
+func (t *table) NextFrom(id uint64) *Item {
+	if t.nb == 0 {
+		return nil
+	}
+	if id < t.base {
+		id = t.base
+	}
+	off := id - t.base
+	for bi := off / tblockItems; bi < uint64(t.nb); bi++ {
+		b := t.blockAt(int(bi))
+		j := uint64(0)
+		if bi == off/tblockItems {
+			j = off % tblockItems
+		}
+		if b.n == 0 {
+			continue
+		}
+		for ; j < tblockItems; j++ {
+			if s := &b.items[j]; s.ID != 0 {
+				return s
+			}
+		}
+	}
+	return nil
 }
 
 // Ascend calls fn with every item in increasing id order until fn returns
