@@ -120,49 +120,15 @@ func (m *Machine) Apply(c Command) Effects {
 func (m *Machine) apply(c Command, fx *Effects) {
 	switch c := c.(type) {
 	case *Put:
-		q := m.queue(c.Queue)
-		for i := range c.Items {
-			q.items.Put(newItem(c.FirstID+uint64(i), 0, &c.Items[i]))
-		}
-		if n := len(c.Items); n > 0 {
-			q.nextID = max(q.nextID, c.FirstID+uint64(n)-1)
-		}
-		if c.Producer != (Producer{}) {
-			q.producers.record(c)
-		}
+		m.ApplyPut(c)
 	case *Settle:
-		q := m.queue(c.Queue)
-		for _, id := range c.IDs {
-			if !q.items.Remove(id) {
-				fx.Missing++
-			}
-		}
+		fx.Missing += m.ApplySettle(c)
 	case *SettleReply:
-		q, r := m.queue(c.Queue), m.queue(c.ReplyQueue)
-		for i, id := range c.IDs {
-			if !q.items.Remove(id) {
-				fx.Missing++
-			}
-			if i < len(c.Replies) {
-				r.items.Put(newItem(c.FirstReplyID+uint64(i), id, &c.Replies[i]))
-			}
-		}
-		if n := min(len(c.IDs), len(c.Replies)); n > 0 {
-			r.nextID = max(r.nextID, c.FirstReplyID+uint64(n)-1)
-		}
+		fx.Missing += m.ApplySettleReply(c)
 	case *Fail:
-		m.fail(c, fx)
+		fx.Missing += m.ApplyFail(c)
 	case *Requeue:
-		q, d := m.queue(c.Queue), m.queue(c.DeadQueue)
-		d.origin = c.Queue
-		for i := range c.Items {
-			it := c.Items[i]
-			d.items.Remove(it.ID)
-			it.Attempts = 0
-			it.setExt(it.Headers(), "", 0)
-			q.items.Put(it)
-			q.nextID = max(q.nextID, it.ID)
-		}
+		m.ApplyRequeue(c)
 	case *Close:
 		m.queue(c.Queue).closed = true
 	case *Leases:
@@ -193,16 +159,79 @@ func (m *Machine) apply(c Command, fx *Effects) {
 	}
 }
 
-// fail applies a Fail: each item that is there is ready again, now or at
-// its due time, or moves to the dead-letter queue.
-func (m *Machine) fail(c *Fail, fx *Effects) {
+// The live master applies the commands of its hot paths by their own
+// methods, without an interface in between; Apply does the same for a
+// replay.
+
+// ApplyPut applies a Put.
+func (m *Machine) ApplyPut(c *Put) {
+	q := m.queue(c.Queue)
+	for i := range c.Items {
+		q.items.Put(newItem(c.FirstID+uint64(i), 0, &c.Items[i]))
+	}
+	if n := len(c.Items); n > 0 {
+		q.nextID = max(q.nextID, c.FirstID+uint64(n)-1)
+	}
+	if c.Producer != (Producer{}) {
+		q.producers.record(c)
+	}
+}
+
+// ApplySettle applies a Settle and reports how many of its ids were not
+// there.
+func (m *Machine) ApplySettle(c *Settle) (missing int) {
+	q := m.queue(c.Queue)
+	for _, id := range c.IDs {
+		if !q.items.Remove(id) {
+			missing++
+		}
+	}
+	return missing
+}
+
+// ApplySettleReply applies a SettleReply and reports how many of its ids
+// were not there.
+func (m *Machine) ApplySettleReply(c *SettleReply) (missing int) {
+	q, r := m.queue(c.Queue), m.queue(c.ReplyQueue)
+	for i, id := range c.IDs {
+		if !q.items.Remove(id) {
+			missing++
+		}
+		if i < len(c.Replies) {
+			r.items.Put(newItem(c.FirstReplyID+uint64(i), id, &c.Replies[i]))
+		}
+	}
+	if n := min(len(c.IDs), len(c.Replies)); n > 0 {
+		r.nextID = max(r.nextID, c.FirstReplyID+uint64(n)-1)
+	}
+	return missing
+}
+
+// ApplyRequeue applies a Requeue.
+func (m *Machine) ApplyRequeue(c *Requeue) {
+	q, d := m.queue(c.Queue), m.queue(c.DeadQueue)
+	d.origin = c.Queue
+	for i := range c.Items {
+		it := c.Items[i]
+		d.items.Remove(it.ID)
+		it.Attempts = 0
+		it.setExt(it.Headers(), "", 0)
+		q.items.Put(it)
+		q.nextID = max(q.nextID, it.ID)
+	}
+}
+
+// ApplyFail applies a Fail: each item that is there is ready again, now or
+// at its due time, or moves to the dead-letter queue. It reports how many
+// were not there.
+func (m *Machine) ApplyFail(c *Fail) (missing int) {
 	q := m.queue(c.Queue)
 	var d *Queue
 	for i := range c.Items {
 		f := &c.Items[i]
 		it := q.items.Get(f.ID)
 		if it == nil {
-			fx.Missing++
+			missing++
 			continue
 		}
 		switch f.Outcome {
@@ -222,6 +251,7 @@ func (m *Machine) fail(c *Fail, fx *Effects) {
 			it.setExt(it.Headers(), f.Error, f.Due)
 		}
 	}
+	return missing
 }
 
 func newItem(id, replyTo uint64, n *NewItem) Item {
@@ -261,4 +291,23 @@ func (m *Machine) Canonical() string {
 		q.producers.canonical(&b)
 	}
 	return b.String()
+}
+
+// Declare makes the named queue, empty, if no command named it yet; origin
+// names the queue a dead-letter queue serves. The live master declares its
+// queues before it serves, so that applying commands never adds to the
+// machine's map of queues while other queues are read.
+func (m *Machine) Declare(name, origin string) *Queue {
+	q := m.queue(name)
+	if origin != "" {
+		q.origin = origin
+	}
+	return q
+}
+
+// AscendFrom calls fn with every item whose id is at least from, in
+// increasing id order, until fn returns false: a snapshot reads a queue in
+// chunks this way, letting go of it between two.
+func (q *Queue) AscendFrom(from uint64, fn func(*Item) bool) {
+	q.items.AscendFrom(from, fn)
 }

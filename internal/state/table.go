@@ -236,31 +236,26 @@ func (t *table) NextFrom(id uint64) *Item {
 
 // Ascend calls fn with every item in increasing id order until fn returns
 // false. fn must not change the table.
-func (t *table) Ascend(fn func(*Item) bool) {
+func (t *table) Ascend(fn func(*Item) bool) { t.AscendFrom(0, fn) }
+
+// AscendFrom is Ascend from the first id at least from.
+func (t *table) AscendFrom(from uint64, fn func(*Item) bool) {
 	var over []uint64
 	for id := range t.over {
-		over = append(over, id)
+		if id >= from {
+			over = append(over, id)
+		}
 	}
 	slices.Sort(over)
 	k := 0
-	for i := range t.nb {
-		b := t.blockAt(i)
-		if b.n == 0 {
-			continue
-		}
-		for j := range b.items {
-			s := &b.items[j]
-			if s.ID == 0 {
-				continue
-			}
-			for ; k < len(over) && over[k] < s.ID; k++ {
-				if !fn(t.over[over[k]]) {
-					return
-				}
-			}
-			if !fn(s) {
+	for it := t.NextFrom(from); it != nil; it = t.NextFrom(it.ID + 1) {
+		for ; k < len(over) && over[k] < it.ID; k++ {
+			if !fn(t.over[over[k]]) {
 				return
 			}
+		}
+		if !fn(it) {
+			return
 		}
 	}
 	for ; k < len(over); k++ {

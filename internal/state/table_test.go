@@ -53,6 +53,19 @@ func TestTableAgainstMap(t *testing.T) {
 		if !slices.Equal(got, ids) {
 			t.Fatalf("seed %d: Ascend gave %d ids, want %d in order", seed, len(got), len(ids))
 		}
+		// Read in chunks from where the last one ended, as a snapshot does.
+		got = got[:0]
+		from := uint64(0)
+		for {
+			n := 0
+			tb.AscendFrom(from, func(it *Item) bool { got = append(got, it.ID); from = it.ID + 1; n++; return n < 7 })
+			if n == 0 {
+				break
+			}
+		}
+		if !slices.Equal(got, ids) {
+			t.Fatalf("seed %d: AscendFrom in chunks gave %d ids, want %d in order", seed, len(got), len(ids))
+		}
 	}
 }
 
