@@ -58,7 +58,7 @@ func TestTableAgainstMap(t *testing.T) {
 		from := uint64(0)
 		for {
 			n := 0
-			tb.AscendFrom(from, func(it *Item) bool { got = append(got, it.ID); from = it.ID + 1; n++; return n < 7 })
+			tb.AscendFrom(from, func(it *Item) bool { got = append(got, it.ID); from = it.ID + 1; n++; return n < 64 })
 			if n == 0 {
 				break
 			}
