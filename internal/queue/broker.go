@@ -20,6 +20,7 @@ import (
 
 	"github.com/distq/distq/internal/clock"
 	"github.com/distq/distq/internal/ratelog"
+	"github.com/distq/distq/internal/state"
 )
 
 // DeadSuffix is appended to a queue's name to name its dead-letter queue.
@@ -93,6 +94,10 @@ type Config struct {
 	// queue. Default 0. (Durable queues will carry their counters over
 	// restarts through them.)
 	IDBase, LeaseBase uint64
+	// State, if set, is the queues' logged state to start from: what a
+	// durable master recovered from its log. Its items are ready (or wait
+	// for their retry's due time), none leased. Default: empty.
+	State *state.Machine
 	// Logger receives the broker's logs. Default: a null logger.
 	Logger hclog.Logger
 }
@@ -229,6 +234,10 @@ type Broker struct {
 	deadLog, expiryLog *ratelog.Log
 	queues             map[string]*Queue
 	order              []*Queue // by lock order
+	// m is the logged state of every queue. Each queue's part of it is
+	// guarded by that queue's lock; the map of queues in it is made in New
+	// and only read after.
+	m *state.Machine
 
 	mu       sync.Mutex
 	draining bool
@@ -260,15 +269,31 @@ func New(cfg Config) (*Broker, error) {
 		done:      make(chan struct{}),
 	}
 	b.wakeAt.Store(math.MaxInt64)
+	b.m = cfg.State
+	if b.m == nil {
+		b.m = state.New()
+	}
 	for _, qc := range cfg.Queues {
 		lo, hi := cfg.retryOf(qc)
-		q := newQueue(b, qc.Name, qc.MaxSize, len(b.order), lo, hi)
+		s := b.m.Declare(qc.Name, "")
+		if cfg.State == nil && cfg.IDBase > 0 {
+			b.m.Apply(&state.QueueMeta{Queue: qc.Name, NextID: cfg.IDBase})
+		}
+		q := newQueue(b, qc.Name, s, qc.MaxSize, len(b.order), lo, hi)
+		q.ready = newReadyIndex(s, true)
 		b.add(q)
 		// A dead-letter queue's items retry as its origin's do.
-		dq := newQueue(b, qc.Name+DeadSuffix, 0, len(b.order), lo, hi)
+		dname := qc.Name + DeadSuffix
+		dq := newQueue(b, dname, b.m.Declare(dname, qc.Name), 0, len(b.order), lo, hi)
+		dq.ready = newReadyIndex(dq.s, false)
 		dq.origin = q
 		q.dead = dq
 		b.add(dq)
+	}
+	for _, q := range b.order {
+		// Every item of a recovered state is ready, but the retries that
+		// wait for their due time.
+		q.ready.rebuild(func(it *state.Item) { q.delayed.push(delayed{due: it.Due(), id: it.ID}) })
 	}
 	if cfg.ManualScan {
 		close(b.done)

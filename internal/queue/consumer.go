@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+
+	"github.com/distq/distq/internal/state"
 )
 
 // Bounds on one Next: a consumer that granted a large credit still gets its
@@ -101,7 +103,7 @@ func (c *Consumer) Next(ctx context.Context, buf []Delivery) ([]Delivery, error)
 			q.mu.Unlock()
 			return buf, fmt.Errorf("%w: consumer closed", ErrInvalid)
 		}
-		if q.closed && q.unfinished() == 0 {
+		if q.s.Closed() && q.unfinished() == 0 {
 			// Checked before draining: a consumer of a finished queue
 			// gets its clean end even while the master shuts down.
 			c.stopWaiting()
@@ -119,7 +121,7 @@ func (c *Consumer) Next(ctx context.Context, buf []Delivery) ([]Delivery, error)
 			size := 0
 			taken := 0
 			for taken < n && size < MaxBatchBytes {
-				d := q.leaseFront(c, now).delivery()
+				d := q.lease(c, now)
 				size += len(d.Payload)
 				buf = append(buf, d)
 				taken++
@@ -232,11 +234,13 @@ func (c *Consumer) Close() int {
 	n := 0
 	for l := c.ltail; l != nil; {
 		prev := l.oprev
-		q.giveBack(q.unlease(l), "consumer disconnected", &fx)
+		id, attempt := q.unlease(l)
+		q.giveBack(id, attempt, "consumer disconnected")
 		n++
 		l = prev
 	}
 	if n > 0 {
+		q.fail(state.CauseDisconnected, q.b.now(), &fx)
 		q.checkDrained()
 	}
 	q.report(&fx)

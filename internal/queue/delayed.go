@@ -9,10 +9,11 @@ import "time"
 // queue, and the broker's single scan loop makes the due ones ready; there
 // is no timer per item.
 
-// delayed is an item waiting out its retry delay, held by value.
+// delayed is an item waiting out its retry delay: it is in the queue's
+// logged state, with the same due time.
 type delayed struct {
 	due int64 // unix nanoseconds
-	entry
+	id  uint64
 }
 
 // delayHeap is a min-heap of delayed items by due time; items due at the
@@ -49,7 +50,6 @@ func (h *delayHeap) pop() delayed {
 	last := len(old) - 1
 	d := old[0]
 	old[0] = old[last]
-	old[last] = delayed{} // keeps no payload alive
 	*h = old[:last]
 	if last > 0 {
 		h.down(0)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/distq/distq/internal/clock"
+	"github.com/distq/distq/internal/state"
 )
 
 // t0 is where every manual clock starts.
@@ -256,19 +257,25 @@ func checkQueue(q *Queue, idle bool) error {
 	if err != nil {
 		return err
 	}
-	ids := make([]uint64, q.ready.len())
-	for i := range ids {
-		e := q.ready.at(i)
-		ids[i] = e.id
-		if _, ok := inflight[e.id]; ok {
-			return fmt.Errorf("%s: item %d both ready and in flight", q.name, e.id)
+	// Every item of the logged state is in exactly one place: ready,
+	// delayed or in flight.
+	var ids []uint64
+	var bad error
+	q.ready.ascend(func(it *state.Item) bool {
+		ids = append(ids, it.ID)
+		if _, ok := inflight[it.ID]; ok {
+			bad = fmt.Errorf("%s: item %d both ready and in flight", q.name, it.ID)
 		}
-		if e.id == 0 || (q.origin == nil && e.id > q.nextID) {
-			return fmt.Errorf("%s: ready item has id %d (last given %d)", q.name, e.id, q.nextID)
+		if it.ID == 0 || (q.origin == nil && it.ID > q.s.NextID()) {
+			bad = fmt.Errorf("%s: ready item has id %d (last given %d)", q.name, it.ID, q.s.NextID())
 		}
-		if x := e.ext; x != nil && x.headers == nil && x.lastErr == "" {
-			return fmt.Errorf("%s: ready item %d keeps an empty extension", q.name, e.id)
-		}
+		return bad == nil
+	})
+	if bad != nil {
+		return bad
+	}
+	if len(ids) != q.ready.len() {
+		return fmt.Errorf("%s: %d ready items found, %d counted", q.name, len(ids), q.ready.len())
 	}
 	// Delayed items: in heap order, each in no other place.
 	for i := range q.delayed {
@@ -279,21 +286,16 @@ func checkQueue(q *Queue, idle bool) error {
 		if _, ok := inflight[d.id]; ok {
 			return fmt.Errorf("%s: item %d both delayed and in flight", q.name, d.id)
 		}
-		if d.id == 0 || d.due == 0 || (q.origin == nil && (d.id > q.nextID || d.attempts == 0)) {
-			return fmt.Errorf("%s: bad delayed item %+v", q.name, *d)
-		}
-		if x := d.ext; x != nil && x.headers == nil && x.lastErr == "" {
-			return fmt.Errorf("%s: delayed item %d keeps an empty extension", q.name, d.id)
+		it := q.s.Item(d.id)
+		if it == nil || d.due == 0 || it.Due() != d.due || (q.origin == nil && (d.id > q.s.NextID() || it.Attempts == 0)) {
+			return fmt.Errorf("%s: bad delayed item %+v: %+v", q.name, *d, it)
 		}
 		ids = append(ids, d.id)
 	}
-	for _, d := range q.delayed[len(q.delayed):cap(q.delayed)] {
-		if d.due != 0 || !blankEntry(d.entry) {
-			return fmt.Errorf("%s: the delayed heap's spare room keeps an item", q.name)
-		}
-	}
-	if len(q.dueBuf) != 0 || slices.ContainsFunc(q.dueBuf[:cap(q.dueBuf)], func(e entry) bool { return !blankEntry(e) }) {
-		return fmt.Errorf("%s: promote's scratch space keeps items", q.name)
+	if len(q.ids) != 0 || len(q.replies) != 0 || len(q.failed) != 0 ||
+		slices.ContainsFunc(q.replies[:cap(q.replies)], func(m Message) bool { return m.Payload != nil || m.Headers != nil }) ||
+		slices.ContainsFunc(q.failed[:cap(q.failed)], func(f state.Failed) bool { return f != (state.Failed{}) }) {
+		return fmt.Errorf("%s: scratch space keeps items", q.name)
 	}
 	slices.Sort(ids)
 	for i := 1; i < len(ids); i++ {
@@ -301,8 +303,13 @@ func checkQueue(q *Queue, idle bool) error {
 			return fmt.Errorf("%s: item %d twice among ready and delayed", q.name, ids[i])
 		}
 	}
-	if err := checkDeque(&q.ready); err != nil { // free slots keep nothing alive
-		return fmt.Errorf("%s: %v", q.name, err)
+	for id := range inflight {
+		if q.s.Item(id) == nil {
+			return fmt.Errorf("%s: item %d in flight is not in the logged state", q.name, id)
+		}
+	}
+	if n := len(ids) + len(inflight); n != q.s.Len() {
+		return fmt.Errorf("%s: the logged state holds %d items, %d are ready, delayed or in flight", q.name, q.s.Len(), n)
 	}
 	// The FIFO: walked from its head, bounded so that a cycle is caught.
 	inFIFO := make(map[*lease]bool)
@@ -348,7 +355,7 @@ func checkQueue(q *Queue, idle bool) error {
 	}
 	owned := 0
 	for id, l := range inflight {
-		if l.id != id || l.lease == 0 || l.lease > q.nextLease || l.attempts == 0 || l.deadline == 0 {
+		if l.id != id || l.lease == 0 || l.lease > q.nextLease || l.attempt == 0 || l.deadline == 0 {
 			return fmt.Errorf("%s: bad in-flight item %d: %+v", q.name, id, *l)
 		}
 		if l.owner != nil {
@@ -364,7 +371,7 @@ func checkQueue(q *Queue, idle bool) error {
 		return fmt.Errorf("%s: %d free lease records, at most %d kept", q.name, len(q.free), maxFreeLeases)
 	}
 	for i, l := range q.free {
-		if !blankEntry(l.entry) || l.lease != 0 || l.owner != nil || l.deadline != 0 || l.heapIdx != -1 ||
+		if l.id != 0 || l.attempt != 0 || l.lease != 0 || l.owner != nil || l.deadline != 0 || l.heapIdx != -1 ||
 			l.prev != nil || l.next != nil || l.oprev != nil || l.onext != nil {
 			return fmt.Errorf("%s: free lease record %d not blank: %+v", q.name, i, *l)
 		}

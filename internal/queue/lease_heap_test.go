@@ -40,7 +40,7 @@ func TestLeaseHeapRandom(t *testing.T) {
 		switch r := rng.IntN(100); {
 		case r < 40 || len(list) == 0:
 			id++
-			l := &lease{entry: entry{id: id}, deadline: rng.Int64N(1000)} // many ties
+			l := &lease{id: id, deadline: rng.Int64N(1000)} // many ties
 			h.push(l)
 			members[l] = true
 			list = append(list, l)

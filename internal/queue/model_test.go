@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/distq/distq/internal/clock"
+	"github.com/distq/distq/internal/state"
 )
 
 var errText = []string{"err-a", "err-b", "err-c", "err-d"}
@@ -815,12 +816,16 @@ func (r *modelRun) deepCheck() {
 		q.mu.Unlock()
 		r.fail("queue holds %d ready, %d leased; model %d, %d", q.ready.len(), q.nleased, r.ready.len(), r.leased.len())
 	}
-	for i := 0; i < q.ready.len(); i++ {
-		e, m := q.ready.at(i), r.items[q.ready.at(i).id]
-		if m == nil || m.state != mReady || e.attempts != m.attempts || e.lastErr() != m.lastErr {
-			q.mu.Unlock()
-			r.fail("ready item %d: %+v, model %+v", e.id, *e, m)
+	var bad string
+	q.ready.ascend(func(it *state.Item) bool {
+		if m := r.items[it.ID]; m == nil || m.state != mReady || it.Attempts != m.attempts || it.LastErr() != m.lastErr {
+			bad = fmt.Sprintf("ready item %d: %+v, model %+v", it.ID, *it, m)
 		}
+		return bad == ""
+	})
+	if bad != "" {
+		q.mu.Unlock()
+		r.fail("%s", bad)
 	}
 	for id, l := range inflight {
 		m := r.items[id]
@@ -828,7 +833,7 @@ func (r *modelRun) deepCheck() {
 		if m != nil && m.owner != nil {
 			owner = m.owner.c
 		}
-		if m == nil || m.state != mLeased || l.lease != m.lease || l.owner != owner || l.attempts != m.attempts || l.lastErr() != m.lastErr || l.deadline != m.deadline {
+		if m == nil || m.state != mLeased || l.lease != m.lease || l.owner != owner || l.attempt != m.attempts || q.s.Item(id).LastErr() != m.lastErr || l.deadline != m.deadline {
 			q.mu.Unlock()
 			r.fail("leased item %d: %+v, model %+v", id, *l, m)
 		}
@@ -839,7 +844,8 @@ func (r *modelRun) deepCheck() {
 	}
 	for _, d := range q.delayed {
 		m := r.items[d.id]
-		if m == nil || m.state != mDelayed || d.due != m.due || d.attempts != m.attempts || d.lastErr() != m.lastErr {
+		it := q.s.Item(d.id)
+		if m == nil || m.state != mDelayed || d.due != m.due || it.Attempts != m.attempts || it.LastErr() != m.lastErr {
 			q.mu.Unlock()
 			r.fail("delayed item %d: %+v, model %+v", d.id, d, m)
 		}
@@ -853,11 +859,11 @@ func (r *modelRun) deepCheck() {
 	q.mu.Unlock()
 	r.dq.mu.Lock()
 	ok := r.dq.ready.len() == r.dead.len()
-	for i := 0; ok && i < r.dq.ready.len(); i++ {
-		e := r.dq.ready.at(i)
-		m := r.items[e.id]
-		ok = m != nil && m.state == mDead && e.lastErr() == m.lastErr && e.attempts == m.attempts
-	}
+	r.dq.ready.ascend(func(it *state.Item) bool {
+		m := r.items[it.ID]
+		ok = ok && m != nil && m.state == mDead && it.LastErr() == m.lastErr && it.Attempts == m.attempts
+		return ok
+	})
 	r.dq.mu.Unlock()
 	if !ok {
 		r.fail("dead-letter queue differs from the model")

@@ -6,14 +6,15 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/distq/distq/internal/state"
 )
 
 // Message is what a producer puts: opaque bytes and optional headers. The
 // queue keeps the slices it is given; callers must not modify them after.
-type Message struct {
-	Payload []byte
-	Headers map[string]string
-}
+// It is the logged state's new item, so a put's messages go into the log's
+// command as they are.
+type Message = state.NewItem
 
 // Delivery is one item handed out under one lease.
 type Delivery struct {
@@ -30,66 +31,22 @@ type Delivery struct {
 	Deadline time.Time
 }
 
-// entry is an item of a queue, held by value: in the ready deque while it is
-// ready (or dead, in a dead-letter queue's deque), inside its lease while it
-// is in flight. A plain item (no headers, no error yet) is these 56 bytes
-// and its payload, with no object of its own on the heap.
-type entry struct {
-	id       uint64
-	replyTo  uint64
-	payload  []byte
-	ext      *entryExt // nil for a plain item
-	attempts uint32
-}
-
-// entryExt holds what few items have: headers and the last error. It
-// belongs to one entry and moves with it.
-type entryExt struct {
-	headers map[string]string
-	lastErr string
-}
-
-func (e *entry) lastErr() string {
-	if e.ext == nil {
-		return ""
-	}
-	return e.ext.lastErr
-}
-
-// setLastErr records the item's last error, dropping an extension that
-// would hold nothing.
-func (e *entry) setLastErr(s string) {
-	switch {
-	case e.ext != nil && s == "" && e.ext.headers == nil:
-		e.ext = nil
-	case e.ext != nil:
-		e.ext.lastErr = s
-	case s != "":
-		e.ext = &entryExt{lastErr: s}
-	}
-}
-
-func (e *entry) delivery() Delivery {
+// deliver makes the delivery of item it under lease l (nil: taken with
+// auto-ack) as its attempt-th delivery.
+func deliver(it *state.Item, l *lease, attempt uint32) Delivery {
 	d := Delivery{
-		ID:      e.id,
-		Attempt: e.attempts,
-		Payload: e.payload,
-		ReplyTo: e.replyTo,
+		ID:      it.ID,
+		Attempt: attempt,
+		Payload: it.Payload,
+		Headers: it.Headers(),
+		ReplyTo: it.ReplyTo,
+		Error:   it.LastErr(),
 	}
-	if e.ext != nil {
-		d.Headers = e.ext.headers
-		d.Error = e.ext.lastErr
+	if l != nil {
+		d.Lease = l.lease
+		d.Deadline = time.Unix(0, l.deadline)
 	}
 	return d
-}
-
-// newEntry makes the entry of a message put with that id.
-func newEntry(id uint64, m *Message, replyTo uint64) entry {
-	e := entry{id: id, replyTo: replyTo, payload: m.Payload}
-	if m.Headers != nil {
-		e.ext = &entryExt{headers: m.Headers}
-	}
-	return e
 }
 
 // lease is an item in flight. It exists only while the item is leased: it
@@ -98,7 +55,10 @@ func newEntry(id uint64, m *Message, replyTo uint64) entry {
 // others), and in its owner's list. Settled leases are recycled through the
 // queue's free list.
 type lease struct {
-	entry
+	id uint64 // the item's
+	// attempt is this delivery's number: the item's logged attempts plus
+	// one. It is what the item's attempts become if the delivery fails.
+	attempt  uint32
 	lease    uint64
 	owner    *Consumer // nil for leases taken by Get
 	deadline int64     // unix nanoseconds
@@ -108,15 +68,6 @@ type lease struct {
 	prev, next *lease
 	// oprev and onext link the lease in its owner's list.
 	oprev, onext *lease
-}
-
-func (l *lease) delivery() Delivery {
-	d := l.entry.delivery()
-	d.Lease = l.lease
-	if l.deadline != 0 {
-		d.Deadline = time.Unix(0, l.deadline)
-	}
-	return d
 }
 
 // maxFreeLeases bounds a queue's free list of lease records: enough for the
@@ -148,7 +99,11 @@ type Stats struct {
 	DeadTotal        uint64
 }
 
-// Queue is one named queue. All state is guarded by mu.
+// Queue is one named queue. All state is guarded by mu: the queue's logged
+// state s (its items, by id, and what a restart must know of it) and the
+// live state around it (the order of ready items, leases, waiters,
+// consumers). Every change of s is a command of internal/state, applied
+// while the locks of the queues it names are held.
 type Queue struct {
 	b       *Broker
 	name    string
@@ -160,9 +115,9 @@ type Queue struct {
 	retryMin, retryMax time.Duration
 
 	mu        sync.Mutex
-	nextID    uint64
+	s         *state.Queue
 	nextLease uint64
-	ready     deque
+	ready     readyIndex
 	// The leases in flight, by lease id: see leaseindex.go.
 	win      []*lease // ring of the window; its length is 0 or a power of two
 	winHead  int      // index in win of the window's front slot
@@ -182,10 +137,13 @@ type Queue struct {
 	free     []*lease // recycled lease records, zeroed
 	// Items nacked for a retry, until they are due: see delayed.go.
 	delayed   delayHeap
-	dueBuf    []entry // promote's scratch space, kept empty
 	consumers map[*Consumer]struct{}
 	waiters   []*Consumer // consumers with credit, blocked for want of items
-	closed    bool
+	// Scratch space of the commands one operation makes, kept empty.
+	ids     []uint64
+	rids    []uint64 // the acked items of replies
+	replies []Message
+	failed  []state.Failed
 
 	notEmpty signal // for Get
 	notFull  signal // for Put
@@ -196,15 +154,15 @@ type Queue struct {
 	st Stats
 }
 
-func newQueue(b *Broker, name string, maxSize, idx int, retryMin, retryMax time.Duration) *Queue {
+func newQueue(b *Broker, name string, s *state.Queue, maxSize, idx int, retryMin, retryMax time.Duration) *Queue {
 	return &Queue{
 		b:         b,
 		name:      name,
+		s:         s,
 		idx:       idx,
 		maxSize:   maxSize,
 		retryMin:  retryMin,
 		retryMax:  retryMax,
-		nextID:    b.cfg.IDBase,
 		nextLease: b.cfg.LeaseBase,
 		winBase:   b.cfg.LeaseBase + 1,
 		consumers: make(map[*Consumer]struct{}),
@@ -247,7 +205,7 @@ func (q *Queue) Put(ctx context.Context, msgs []Message, nowait bool, timeout ti
 	var timer <-chan time.Time
 	q.mu.Lock()
 	for len(msgs) > 0 {
-		if q.closed {
+		if q.s.Closed() {
 			q.mu.Unlock()
 			return ids, fmt.Errorf("%w: %q", ErrClosed, q.name)
 		}
@@ -286,13 +244,15 @@ func (q *Queue) Put(ctx context.Context, msgs []Message, nowait bool, timeout ti
 }
 
 // put makes every message of msgs a ready item, at the back, and appends
-// their ids to ids: one chunk of a Put, which found room for all of them.
-// Called with q.mu held.
+// their ids to ids: one chunk of a Put, which found room for all of them,
+// and one Put command. Called with q.mu held.
 func (q *Queue) put(msgs []Message, ids []uint64) []uint64 {
+	first := q.s.NextID() + 1
+	cmd := state.Put{Queue: q.name, FirstID: first, Items: msgs}
+	q.b.m.ApplyPut(&cmd)
+	q.ready.added(first, len(msgs))
 	for i := range msgs {
-		q.nextID++
-		q.ready.pushBack(newEntry(q.nextID, &msgs[i], 0))
-		ids = append(ids, q.nextID)
+		ids = append(ids, first+uint64(i))
 	}
 	q.st.PutTotal += uint64(len(msgs))
 	return ids
@@ -339,7 +299,7 @@ func (q *Queue) checkDrained() {
 		q.noLeases.broadcast()
 		if q.ready.len() == 0 && len(q.delayed) == 0 {
 			q.drained.broadcast()
-			if q.closed {
+			if q.s.Closed() {
 				for c := range q.consumers {
 					c.wake()
 				}
@@ -348,8 +308,11 @@ func (q *Queue) checkDrained() {
 	}
 }
 
-// leaseFront moves the front ready item in flight, leased to owner.
-func (q *Queue) leaseFront(owner *Consumer, now int64) *lease {
+// lease hands out the front ready item, leased at now to owner (nil for
+// Get), and returns its delivery. The item stays in the logged state: a
+// delivery is not logged (a restart makes every leased item ready again).
+func (q *Queue) lease(owner *Consumer, now int64) Delivery {
+	it := q.ready.take()
 	var l *lease
 	if n := len(q.free); n > 0 {
 		l = q.free[n-1]
@@ -358,8 +321,8 @@ func (q *Queue) leaseFront(owner *Consumer, now int64) *lease {
 	} else {
 		l = new(lease)
 	}
-	q.ready.popFrontTo(&l.entry)
-	l.attempts++
+	l.id = it.ID
+	l.attempt = it.Attempts + 1
 	q.nextLease++
 	l.lease = q.nextLease
 	l.owner = owner
@@ -379,15 +342,15 @@ func (q *Queue) leaseFront(owner *Consumer, now int64) *lease {
 		owner.link(l)
 	}
 	q.st.DeliveredTotal++
-	if l.attempts > 1 {
+	if l.attempt > 1 {
 		q.st.RedeliveredTotal++
 	}
-	return l
+	return deliver(it, l, l.attempt)
 }
 
-// unlease takes l out of flight and returns its item. l is recycled: the
-// caller must not use it after.
-func (q *Queue) unlease(l *lease) entry {
+// unlease takes l out of flight and returns its item's id and the number
+// of its delivery. l is recycled: the caller must not use it after.
+func (q *Queue) unlease(l *lease) (id uint64, attempt uint32) {
 	if l.heapIdx >= 0 {
 		q.leases.remove(l)
 	} else {
@@ -400,12 +363,12 @@ func (q *Queue) unlease(l *lease) entry {
 			c.wake() // a draining consumer may now end
 		}
 	}
-	e := l.entry
-	*l = lease{heapIdx: -1} // keeps no payload alive
+	id, attempt = l.id, l.attempt
+	*l = lease{heapIdx: -1}
 	if len(q.free) < maxFreeLeases {
 		q.free = append(q.free, l)
 	}
-	return e
+	return id, attempt
 }
 
 // fifoPush appends l, which is in no deadline order, to the FIFO.
@@ -435,8 +398,9 @@ func (q *Queue) fifoRemove(l *lease) {
 	l.prev, l.next = nil, nil
 }
 
-// giveBack returns an unleased item to the front of the queue at once, or
-// moves it to the dead-letter queue when it has had its last attempt.
+// giveBack records that the delivery attempt of item id ended for reason
+// without a settle: the item is to be ready again at once, at the front,
+// or dead-lettered when that was its last attempt (see fail).
 //
 // Expired leases and the items of a consumer that went away come back this
 // way, with no delay: nobody said the item failed, only that its taker is
@@ -444,30 +408,28 @@ func (q *Queue) fifoRemove(l *lease) {
 // The attempt still counts, so an item that kills its consumers is
 // dead-lettered all the same. Only an explicit nack for a retry waits
 // (see nack).
-func (q *Queue) giveBack(e entry, reason string, fx *effects) {
-	e.setLastErr(reason)
-	if q.lastAttempt(&e) {
-		q.toDead(e, whyMaxAttempts, fx)
-		return
+func (q *Queue) giveBack(id uint64, attempt uint32, reason string) {
+	f := state.Failed{ID: id, Attempts: attempt, Outcome: state.OutcomeReady, Error: reason}
+	if q.lastAttempt(attempt) {
+		f.Outcome = state.OutcomeDead
 	}
-	q.ready.pushFront(e)
-	q.readyGrew(1)
+	q.failed = append(q.failed, f)
 }
 
-// lastAttempt reports whether an unleased item has had its last attempt.
+// lastAttempt reports whether an item's attempt-th delivery was its last.
 // Items of a dead-letter queue have no last attempt.
-func (q *Queue) lastAttempt(e *entry) bool {
-	return q.dead != nil && int(e.attempts) >= q.b.cfg.MaxAttempts
+func (q *Queue) lastAttempt(attempt uint32) bool {
+	return q.dead != nil && int(attempt) >= q.b.cfg.MaxAttempts
 }
 
-// delay holds an unleased item back until due (unix nanoseconds), as a
-// delayed item: the outcome of a nack for a retry, whose due time the
-// caller worked out (see retryWait).
-func (q *Queue) delay(e entry, due int64) {
+// delay holds item id back until due (unix nanoseconds), as a delayed
+// item: the outcome of a nack for a retry, whose due time the caller
+// worked out (see retryWait).
+func (q *Queue) delay(id uint64, due int64) {
 	if d := q.delayed.peek(); d == nil || due < d.due {
 		q.b.wakeBy(due) // the earliest of this queue's delayed items
 	}
-	q.delayed.push(delayed{due: due, entry: e})
+	q.delayed.push(delayed{due: due, id: id})
 }
 
 // retryWait is how long the item of nack n, after its attempts-th
@@ -492,20 +454,22 @@ func (q *Queue) promote(now int64) int {
 }
 
 func (q *Queue) promoteLocked(now int64, fx *effects) {
-	due := q.dueBuf[:0]
+	// The earliest due must end up at the front, so the due items are
+	// pushed to the front latest first: ids gathered in q.ids, then pushed
+	// in reverse. Nothing is logged: an item whose due time has passed is
+	// ready, in the log as here.
+	due := q.ids[:0]
 	for d := q.delayed.peek(); d != nil && d.due <= now; d = q.delayed.peek() {
-		due = append(due, q.delayed.pop().entry)
+		due = append(due, q.delayed.pop().id)
 	}
 	n := len(due)
 	if n == 0 {
 		return
 	}
-	// Pushed to the front latest first, so that they end up in due order.
 	for i := n - 1; i >= 0; i-- {
 		q.ready.pushFront(due[i])
 	}
-	clear(due) // keeps no payload alive
-	q.dueBuf = due[:0]
+	q.ids = due[:0]
 	q.readyGrew(n)
 	fx.promoted += n
 }
@@ -544,18 +508,63 @@ func (q *Queue) nextDeadline() int64 {
 	return next
 }
 
-// toDead moves an unleased item to the dead-letter queue, for why: it
-// applies a deadLetter. Called with q.mu held; it takes the dead-letter
-// queue's lock, which comes right after q's in lock order.
-func (q *Queue) toDead(e entry, why string, fx *effects) {
-	d := q.dead
-	c := deadLetter{to: d, e: e, why: why}
-	d.mu.Lock()
-	fx.dead = append(fx.dead, c.apply())
-	d.st.PutTotal++
-	d.readyGrew(1)
-	d.mu.Unlock()
-	q.st.DeadTotal++
+// fail applies the failed deliveries gathered in q.failed (see giveBack
+// and nack) as one Fail command, then places each item as its outcome
+// says: dead-lettered, delayed until its due time, or ready again (at the
+// front, handed back, or with cause CauseNack at the back: a dead item
+// nacked as dead stays in its dead-letter queue, behind the others). Called
+// with q.mu held; when an item dies it takes the dead-letter queue's lock,
+// which comes right after q's in lock order.
+func (q *Queue) fail(cause state.Cause, now int64, fx *effects) {
+	failed := q.failed
+	if len(failed) == 0 {
+		return
+	}
+	dies := false
+	for i := range failed {
+		dies = dies || failed[i].Outcome == state.OutcomeDead
+	}
+	cmd := state.Fail{Queue: q.name, Time: now, Cause: cause, Items: failed}
+	var d *Queue
+	if dies {
+		d = q.dead
+		cmd.DeadQueue = d.name
+		d.mu.Lock()
+	}
+	q.b.m.ApplyFail(&cmd)
+	ready, dead := 0, 0
+	for i := range failed {
+		f := &failed[i]
+		switch {
+		case f.Outcome == state.OutcomeDead:
+			d.ready.pushBack(f.ID)
+			why := whyMaxAttempts
+			if cause == state.CauseNack && !q.lastAttempt(f.Attempts) {
+				why = whyFailed
+			}
+			fx.dead = append(fx.dead, deadLettered{id: f.ID, attempts: f.Attempts, err: f.Error, why: why})
+			dead++
+		case f.Due != 0:
+			q.delay(f.ID, f.Due)
+		case cause == state.CauseNack:
+			q.ready.pushBack(f.ID)
+			ready++
+		default:
+			q.ready.pushFront(f.ID)
+			ready++
+		}
+	}
+	if dead > 0 {
+		d.st.PutTotal += uint64(dead)
+		d.readyGrew(dead)
+		d.mu.Unlock()
+		q.st.DeadTotal += uint64(dead)
+	}
+	if ready > 0 {
+		q.readyGrew(ready)
+	}
+	clear(failed) // keeps no error strings alive
+	q.failed = failed[:0]
 }
 
 // expire returns the leases whose deadline is at or before now.
@@ -579,12 +588,13 @@ func (q *Queue) expireLocked(now int64, fx *effects) {
 		if l == nil || l.deadline > now {
 			break
 		}
-		e := q.unlease(l)
+		id, attempt := q.unlease(l)
 		q.st.ExpiredTotal++
-		q.giveBack(e, "lease expired", fx)
+		q.giveBack(id, attempt, "lease expired")
 		n++
 	}
 	if n > 0 {
+		q.fail(state.CauseExpired, now, fx)
 		q.checkDrained()
 	}
 	fx.expired += n
@@ -628,7 +638,7 @@ func (q *Queue) GetAppend(ctx context.Context, buf []Delivery, max int, nowait b
 			q.mu.Unlock()
 			return out, nil
 		}
-		if q.closed && q.unfinished() == 0 {
+		if q.s.Closed() && q.unfinished() == 0 {
 			q.mu.Unlock()
 			return nil, fmt.Errorf("%w: %q", ErrClosed, q.name)
 		}
@@ -657,25 +667,32 @@ func (q *Queue) GetAppend(ctx context.Context, buf []Delivery, max int, nowait b
 }
 
 // take hands out the n front ready items for Get, appended to out: leased
-// at now to no consumer, or with autoAck settled as they are taken. Called
-// with q.mu held.
+// at now to no consumer, or with autoAck settled as they are taken (one
+// Settle command). Called with q.mu held.
 func (q *Queue) take(out []Delivery, n int, autoAck bool, now int64) []Delivery {
-	for range n {
-		if !autoAck {
-			out = append(out, q.leaseFront(nil, now).delivery())
-			continue
+	if !autoAck {
+		for range n {
+			out = append(out, q.lease(nil, now))
 		}
-		e := q.ready.popFront()
-		e.attempts++
+		return out
+	}
+	ids := q.ids[:0]
+	for range n {
+		it := q.ready.take()
+		attempt := it.Attempts + 1
 		q.st.DeliveredTotal++
-		if e.attempts > 1 {
+		if attempt > 1 {
 			// Counted as in lease: a retried item taken with auto-ack is
 			// a redelivery too.
 			q.st.RedeliveredTotal++
 		}
-		q.st.AckedTotal++
-		out = append(out, e.delivery())
+		out = append(out, deliver(it, nil, attempt))
+		ids = append(ids, it.ID)
 	}
+	cmd := state.Settle{Queue: q.name, Time: now, IDs: ids}
+	q.b.m.ApplySettle(&cmd)
+	q.st.AckedTotal += uint64(n)
+	q.ids = ids[:0]
 	return out
 }
 
@@ -781,6 +798,29 @@ func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 	lockQueues(set)
 	var refused []Refusal
 	fc := flightCheck{q: q}
+	// Plain acks gather in q.ids, acks with a reply in a run per reply
+	// queue (q.replies and its ids after the plain ones' end): each run is
+	// one SettleReply command, so an item is settled and its reply kept in
+	// one step, and the plain ones one Settle at the end.
+	settled := q.ids[:0]
+	var run *Queue
+	runIDs := q.rids[:0]
+	replies := q.replies[:0]
+	flush := func() {
+		if run == nil || len(runIDs) == 0 {
+			return
+		}
+		first := run.s.NextID() + 1
+		cmd := state.SettleReply{Queue: q.name, ReplyQueue: run.name, IDs: runIDs, FirstReplyID: first, Replies: replies}
+		q.b.m.ApplySettleReply(&cmd)
+		n := len(runIDs)
+		run.ready.added(first, n)
+		run.st.PutTotal += uint64(n)
+		run.readyGrew(n)
+		clear(replies) // keeps no payload alive
+		replies = replies[:0]
+		runIDs = runIDs[:0]
+	}
 	for i := range acks {
 		a := &acks[i]
 		l, reason := q.held(owner, a.ID, a.Lease, &fc)
@@ -789,21 +829,33 @@ func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 			continue
 		}
 		if r := a.ReplyQueue; r != nil {
-			if r.closed || r.IsDead() {
+			if r.s.Closed() || r.IsDead() {
 				refused = q.refuse(refused, a.ID, a.Lease, ReasonReplyQueue)
 				continue
 			}
 			// Replies bypass maxsize: an ack must never block on a full
 			// reply queue, or a slow result reader would stall every slave.
-			c := settleReply{to: r, id: r.nextID + 1, replyTo: l.id, reply: &a.Reply}
-			c.apply()
-			r.st.PutTotal++
-			r.readyGrew(1)
+			if r != run {
+				flush()
+				run = r
+			}
+			runIDs = append(runIDs, l.id)
+			replies = append(replies, a.Reply)
+		} else {
+			settled = append(settled, l.id)
 		}
 		fc.settled(a.ID)
 		q.unlease(l)
 		q.st.AckedTotal++
 	}
+	flush()
+	if len(settled) > 0 {
+		cmd := state.Settle{Queue: q.name, IDs: settled}
+		q.b.m.ApplySettle(&cmd)
+	}
+	q.ids = settled[:0]
+	q.rids = runIDs[:0]
+	q.replies = replies[:0]
 	q.checkDrained()
 	unlockQueues(set)
 	return refused
@@ -828,32 +880,31 @@ func (q *Queue) nack(owner *Consumer, nacks []Nack, now int64) []Refusal {
 			continue
 		}
 		fc.settled(n.ID)
-		e := q.unlease(l)
+		id, attempt := q.unlease(l)
 		// Every applied nack counts, whatever its action. (A release used
 		// to count only on dead-letter queues, an inverted test that made
 		// NackedTotal disagree with the nacks a queue actually took.)
 		q.st.NackedTotal++
 		if n.Action == NackRelease {
-			e.attempts--
-			q.ready.pushFront(e)
+			// The attempt does not count and nothing about the item
+			// changes: nothing to log.
+			q.ready.pushFront(id)
 			q.readyGrew(1)
 			continue
 		}
-		e.setLastErr(n.Error)
+		f := state.Failed{ID: id, Attempts: attempt, Outcome: state.OutcomeReady, Error: n.Error}
 		switch {
 		case n.Action == NackDead && q.dead == nil:
 			// An item of a dead-letter queue has nowhere further to go:
-			// it keeps its error, at the back.
-			q.ready.pushBack(e)
-			q.readyGrew(1)
-		case n.Action == NackDead:
-			q.toDead(e, whyFailed, &fx)
-		case q.lastAttempt(&e):
-			q.toDead(e, whyMaxAttempts, &fx)
+			// it keeps its error, at the back (see fail).
+		case n.Action == NackDead, q.lastAttempt(attempt):
+			f.Outcome = state.OutcomeDead
 		default:
-			q.delay(e, now+int64(q.retryWait(n, e.attempts)))
+			f.Due = now + int64(q.retryWait(n, attempt))
 		}
+		q.failed = append(q.failed, f)
 	}
+	q.fail(state.CauseNack, now, &fx)
 	q.checkDrained()
 	q.report(&fx)
 	return refused
@@ -897,7 +948,7 @@ func (q *Queue) Stats() Stats {
 	st.Delayed = len(q.delayed)
 	st.Consumers = len(q.consumers)
 	st.MaxSize = q.maxSize
-	st.Closed = q.closed
+	st.Closed = q.s.Closed()
 	q.mu.Unlock()
 	if q.dead != nil {
 		q.dead.mu.Lock()
@@ -940,10 +991,10 @@ func (q *Queue) Join(ctx context.Context, timeout time.Duration) bool {
 func (q *Queue) Close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed {
+	if q.s.Closed() {
 		return
 	}
-	q.closed = true
+	q.b.m.Apply(&state.Close{Queue: q.name, Time: q.b.now()})
 	q.notFull.broadcast() // blocked puts fail now
 	q.notEmpty.broadcast()
 	q.checkDrained()
@@ -953,7 +1004,7 @@ func (q *Queue) Close() {
 func (q *Queue) Closed() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.closed
+	return q.s.Closed()
 }
 
 // Peek lists up to limit ready items from offset, oldest first, without
@@ -964,11 +1015,15 @@ func (q *Queue) Peek(offset, limit int) []Delivery {
 	if offset < 0 || offset >= q.ready.len() || limit <= 0 {
 		return nil
 	}
-	n := min(limit, q.ready.len()-offset)
-	out := make([]Delivery, 0, n)
-	for i := range n {
-		out = append(out, q.ready.at(offset+i).delivery())
-	}
+	out := make([]Delivery, 0, min(limit, q.ready.len()-offset))
+	q.ready.ascend(func(it *state.Item) bool {
+		if offset > 0 {
+			offset--
+			return true
+		}
+		out = append(out, deliver(it, nil, it.Attempts))
+		return len(out) < limit
+	})
 	return out
 }
 
@@ -980,15 +1035,29 @@ func (q *Queue) Requeue(ids []uint64) (int, error) {
 	if q.dead == nil {
 		return 0, fmt.Errorf("%w: %q is a dead-letter queue; requeue its origin %q", ErrInvalid, q.name, q.origin.name)
 	}
-	c := requeue{origin: q, all: len(ids) == 0, ids: make(map[uint64]bool, len(ids))}
+	want := make(map[uint64]bool, len(ids))
 	for _, id := range ids {
-		c.ids[id] = true
+		want[id] = true
 	}
-	set := [...]*Queue{q, q.dead}
+	now := q.b.now()
+	d := q.dead
+	set := [...]*Queue{q, d}
 	lockQueues(set[:])
 	defer unlockQueues(set[:])
-	n := c.apply()
-	q.readyGrew(n)
-	q.dead.readyShrank()
-	return n, nil
+	// A dead-letter queue's ready items are all named in its redo.
+	moved := d.ready.removeRedo(func(id uint64) bool { return len(ids) == 0 || want[id] })
+	if len(moved) == 0 {
+		return 0, nil
+	}
+	cmd := state.Requeue{Queue: q.name, DeadQueue: d.name, Time: now, Items: make([]state.Item, 0, len(moved))}
+	for _, id := range moved {
+		cmd.Items = append(cmd.Items, *d.s.Item(id))
+	}
+	q.b.m.ApplyRequeue(&cmd)
+	for _, id := range moved {
+		q.ready.pushBack(id)
+	}
+	q.readyGrew(len(moved))
+	d.readyShrank()
+	return len(moved), nil
 }

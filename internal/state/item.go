@@ -66,28 +66,19 @@ func (it *Item) SetLastErr(s string) { it.setExt(it.Headers(), s, it.Due()) }
 // SetDue sets when the item is ready again (zero: now).
 func (it *Item) SetDue(due int64) { it.setExt(it.Headers(), it.LastErr(), due) }
 
-// setExt keeps an extension only while it holds something. The extension is
-// replaced, never changed in place: an Item copied out of a table (by a
-// snapshot, say) keeps what it saw.
+// setExt keeps an extension only while it holds something, and changes
+// the one it has in place: an item retried again and again allocates its
+// extension once. A copy of an Item shares its extension, so whoever copies
+// items out of the state (a snapshot) encodes them before the state next
+// changes.
 func (it *Item) setExt(h map[string]string, lastErr string, due int64) {
 	if h == nil && lastErr == "" && due == 0 {
 		it.ext = nil
 		return
 	}
-	if e := it.ext; e != nil && len(e.headers) == len(h) && sameHeaders(e.headers, h) && e.lastErr == lastErr && e.due == due {
+	if e := it.ext; e != nil {
+		e.headers, e.lastErr, e.due = h, lastErr, due
 		return
 	}
 	it.ext = &itemExt{headers: h, lastErr: lastErr, due: due}
-}
-
-func sameHeaders(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }

@@ -175,7 +175,13 @@ func TestFuzzySnapshot(t *testing.T) {
 					break
 				}
 				after = chunk.Items[len(chunk.Items)-1].ID
-				recs = append(recs, chunk)
+				// Encoded before the state next changes: items share
+				// their extensions with the state.
+				c, err := Decode(AppendCommand(nil, chunk))
+				if err != nil {
+					t.Fatal(err)
+				}
+				recs = append(recs, c)
 			}
 		}
 		recs = append(recs, &Leases{HW: leases})
