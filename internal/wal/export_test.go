@@ -60,3 +60,9 @@ func SegHeader(no, base uint64, recycled bool) []byte {
 
 const SegHeaderSize = segHeaderSize
 const FrameHeader = frameHeader
+
+// SegRecycled reports a segment header's recycled flag.
+func SegRecycled(b []byte) bool {
+	h, ok := readSegHeader(b)
+	return ok && h.flags&segRecycled != 0
+}

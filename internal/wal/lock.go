@@ -46,11 +46,10 @@ func lockDir(dir, extra string, now time.Time) (*dirLock, error) {
 		line += " " + extra
 	}
 	// The holder's line is for messages only: a failure to write it costs
-	// a vaguer message, not the lock.
+	// a vaguer message, not the lock, and it need not be synced (after a
+	// crash the next holder writes its own).
 	if err := f.Truncate(0); err == nil {
-		if _, err := f.WriteAt([]byte(line+"\n"), 0); err == nil {
-			_ = f.Sync()
-		}
+		_, _ = f.WriteAt([]byte(line+"\n"), 0)
 	}
 	return &dirLock{f: f}, nil
 }

@@ -487,10 +487,10 @@ func (r *recoverer) end(i int, off int64, e uint64, b []byte, sc scanned) error 
 	if s.recycled {
 		// Stale frames of the segment's earlier life follow: only a new
 		// frame, whole or with its header's LSN written, says a write
-		// was torn.
+		// was torn. The frame at the cut can only be record e.
 		dataEnd = max(off, sc.firstEnd)
 		if off+frameHeader <= int64(len(b)) {
-			if lsn := frameLSN(b[off:]); lsn >= e && lsn-e < lsnWindow {
+			if frameLSN(b[off:]) == e {
 				torn = true
 				dataEnd = max(dataEnd, min(off+int64(frameSize(min(frameLen(b[off:]), r.max))), int64(len(b))))
 			}
