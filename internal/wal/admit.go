@@ -46,11 +46,9 @@ func (l *Log) updateAdmission() {
 			a.put = a.all
 		}
 	}
-	old := l.adm.Swap(a)
-	if old != a {
-		close(l.changed)
-		l.changed = make(chan struct{})
-	}
+	l.adm.Store(a)
+	close(l.changed)
+	l.changed = make(chan struct{})
 }
 
 // changedCh is closed at the next change of admission or of the
@@ -73,9 +71,7 @@ func (l *Log) setPrepErr(err error) {
 	case err == nil && was != nil:
 		l.log.Info("the next log segment is ready; puts are accepted again")
 	}
-	if err != nil || was != nil || len(l.ready) == 0 {
-		l.updateAdmission()
-	}
+	l.updateAdmission()
 }
 
 func (l *Log) prepErrNow() error {
