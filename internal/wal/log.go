@@ -16,10 +16,12 @@
 package wal
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -314,14 +316,47 @@ func (l *Log) open(restore func(*Snapshot) error, replay func(uint64, []byte) er
 		l.w.act = r.used[n-1]
 		l.sealed = r.used[:n-1]
 	}
-	l.prepNo = r.nextNo
-	for _, s := range r.spares {
-		l.recycle(s)
+	if err := l.adoptSpares(r); err != nil {
+		r.closeAll()
+		return nil, err
 	}
 	l.buf = make([]byte, 0, 64<<10)
 	l.spare = make([]byte, 0, 64<<10)
 	l.updateAdmission()
 	return rep, nil
+}
+
+// adoptSpares deals with the segment files recovery did not use. Segment
+// numbers must follow one another, so the next segments are numbered from
+// the last used one: files already named so, whole, are taken as the
+// ready segments they were; every other one is removed (keeping it under
+// its number could collide with the numbers to come, and the preparer
+// makes new ones in the background).
+func (l *Log) adoptSpares(r *recovered) error {
+	l.prepNo = 1
+	if n := len(r.used); n > 0 {
+		l.prepNo = r.used[n-1].no + 1
+	}
+	slices.SortFunc(r.spares, func(a, b *segment) int { return cmp.Compare(a.no, b.no) })
+	removed := false
+	for _, s := range r.spares {
+		if s.no == l.prepNo && s.size == l.opts.SegmentSize && len(l.ready) < cap(l.ready) {
+			s.recycled, s.off = true, 0
+			l.ready <- s
+			l.prepNo++
+			continue
+		}
+		s.close()
+		if err := l.fs.Remove(s.path); err != nil {
+			return err
+		}
+		removed = true
+	}
+	r.spares = nil
+	if removed {
+		return l.fs.SyncDir(l.walDir)
+	}
+	return nil
 }
 
 // checkFormat reads DIR/FORMAT, or writes it in a new directory.

@@ -83,7 +83,6 @@ var errSegHeader = errors.New("segment header unreadable")
 type recovered struct {
 	used    []*segment // oldest first; the last is the one to write, positioned at its end
 	spares  []*segment // files to reuse: prepared and never used, obsolete, or cut
-	nextNo  uint64     // number for the next segment
 	last    uint64     // last LSN in the log (records and no-ops), or the start when none
 	first   uint64
 	lastRec uint64
@@ -122,7 +121,7 @@ type recoverer struct {
 // calling replay for each record after start.
 func recoverLog(fsys FS, dir string, start uint64, max int, salvage bool, replay func(uint64, []byte) error) (out *recovered, err error) {
 	r := &recoverer{fs: fsys, dir: dir, start: start, max: max, salvage: salvage, replay: replay,
-		out: &recovered{nextNo: 1, last: start}}
+		out: &recovered{last: start}}
 	defer func() {
 		if err != nil {
 			for _, s := range r.files {
@@ -182,7 +181,6 @@ func (r *recoverer) list() error {
 			}
 		}
 		r.valid = append(r.valid, valid)
-		r.out.nextNo = no + 1
 	}
 	return nil
 }
@@ -311,7 +309,11 @@ func (r *recoverer) read() error {
 		acked := max(r.maxSynced, sc.maxSynced)
 		if e <= acked {
 			if !r.salvage {
-				if errors.Is(bad, errZero) && sc.ackFile != s.path && sc.ackInLater {
+				// The segment ends cleanly, and the records said synced are
+				// in a file whose header is not its own: that header is
+				// the damage.
+				atEnd := errors.Is(bad, errZero) || int64(len(b))-off < frameHeader
+				if atEnd && sc.ackInLater {
 					return &DamageError{File: sc.ackFile, LSN: e, Acked: acked, Reason: errSegHeader}
 				}
 				return &DamageError{File: s.path, Offset: off, LSN: e, Acked: acked, Reason: bad}

@@ -188,12 +188,15 @@ func (f *FS) OpenFile(name string, flag int, perm os.FileMode) (wal.File, error)
 	if err := f.before(c); err != nil {
 		return nil, pathErr(c, err)
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.crashed {
+		return nil, pathErr(c, ErrCrashed)
+	}
 	in, err := f.inner.OpenFile(name, flag, perm)
 	if err != nil {
 		return nil, err
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	t := f.files[name]
 	switch {
 	case flag&os.O_TRUNC != 0:
@@ -233,11 +236,14 @@ func (f *FS) Rename(oldname, newname string) error {
 	if err := f.before(c); err != nil {
 		return pathErr(c, err)
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.crashed {
+		return pathErr(c, ErrCrashed)
+	}
 	if err := f.inner.Rename(oldname, newname); err != nil {
 		return err
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	if t := f.files[oldname]; t != nil {
 		delete(f.files, oldname)
 		t.path = newname
@@ -253,12 +259,15 @@ func (f *FS) Remove(name string) error {
 	if err := f.before(c); err != nil {
 		return pathErr(c, err)
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.crashed {
+		return pathErr(c, ErrCrashed)
+	}
 	if err := f.inner.Remove(name); err != nil {
 		return err
 	}
-	f.mu.Lock()
 	delete(f.files, name)
-	f.mu.Unlock()
 	return nil
 }
 
@@ -302,21 +311,23 @@ func (h *file) WriteAt(p []byte, off int64) (int, error) {
 		}
 		p = p[:min(short.N, len(p))]
 	}
+	// Writes, syncs and the crash are atomic with one another: a write
+	// either happened before the crash (and may be in its image) or fails.
+	h.fs.mu.Lock()
+	defer h.fs.mu.Unlock()
+	if h.fs.crashed {
+		return 0, pathErr(c, ErrCrashed)
+	}
 	size, err := h.in.Size()
 	if err != nil {
 		return 0, err
 	}
-	h.fs.mu.Lock()
-	capacity := h.fs.capacity
-	h.fs.mu.Unlock()
-	if grow := off + int64(len(p)) - size; capacity >= 0 && grow > 0 && h.fs.Usage()+grow > capacity {
+	if grow := off + int64(len(p)) - size; h.fs.capacity >= 0 && grow > 0 && h.fs.Usage()+grow > h.fs.capacity {
 		return 0, &os.PathError{Op: "write", Path: c.Name, Err: syscall.ENOSPC}
 	}
 	n, err := h.in.WriteAt(p, off)
 	if n > 0 {
-		h.fs.mu.Lock()
 		h.t.pending = append(h.t.pending, write{off: off, b: slices.Clone(p[:n])})
-		h.fs.mu.Unlock()
 	}
 	if err == nil && short != nil {
 		err = short.Err
@@ -340,13 +351,16 @@ func (h *file) Datasync() error {
 	if err := h.fs.before(c); err != nil {
 		return pathErr(c, err)
 	}
-	if !h.fs.skipping() {
+	h.fs.mu.Lock()
+	defer h.fs.mu.Unlock()
+	if h.fs.crashed {
+		return pathErr(c, ErrCrashed)
+	}
+	if !h.fs.skipSync {
 		if err := h.in.Datasync(); err != nil {
 			return err
 		}
 	}
-	h.fs.mu.Lock()
-	defer h.fs.mu.Unlock()
 	for _, w := range h.t.pending {
 		h.t.base = apply(h.t.base, w.off, w.b)
 	}
