@@ -96,19 +96,21 @@ type DamageError struct {
 
 func (e *DamageError) Error() string {
 	what := "the log is damaged in the middle"
+	salvage := "run with -salvage-log to keep what is readable and drop what is not"
 	var where string
 	switch {
 	case e.LSN == 0:
 		where = fmt.Sprintf("%s offset %d: %v", e.File, e.Offset, e.Reason)
 		if isSnapshotFile(e.File) {
 			what = "the snapshot is damaged"
+			salvage = "run with -salvage-log to start from the previous snapshot, if there is one and the log still covers it"
 		}
 	case e.Acked >= e.LSN:
 		where = fmt.Sprintf("%s offset %d: %v in record %d (records up to %d were acknowledged after it)", e.File, e.Offset, e.Reason, e.LSN, e.Acked)
 	default:
 		where = fmt.Sprintf("%s offset %d: %v in record %d", e.File, e.Offset, e.Reason, e.LSN)
 	}
-	return where + "; " + what + ". Refusing to start. Restore the data directory, or run with -salvage-log to keep what is readable and drop what is not"
+	return where + "; " + what + ". Refusing to start. Restore the data directory, or " + salvage
 }
 
 func (e *DamageError) Unwrap() error { return e.Reason }
