@@ -422,6 +422,13 @@ type prewrittenVFS struct {
 	sync  *Samples
 }
 
+// prepared is a segment file the preparer wrote, or why it could not.
+type prepared struct {
+	f   *os.File
+	no  uint64
+	err error
+}
+
 func newPrewrittenVFS(dir string, size int, sync *Samples) *prewrittenVFS {
 	v := &prewrittenVFS{VFS: fs.New(), dir: dir, size: size, ready: make(chan prepared, 1), stop: make(chan struct{}), sync: sync}
 	v.wg.Add(1)

@@ -5,10 +5,11 @@ go 1.26.8
 replace github.com/distq/distq => ../..
 
 require (
+	github.com/distq/distq v0.0.0-00010101000000-000000000000
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/raft v1.8.0
 	github.com/hashicorp/raft-wal v0.4.0
-	golang.org/x/sys v0.47.0
+	golang.org/x/sys v0.49.0
 )
 
 require (

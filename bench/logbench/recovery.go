@@ -2,6 +2,8 @@ package logbench
 
 import (
 	"fmt"
+
+	dqwal "github.com/distq/distq/internal/wal"
 	"io/fs"
 	"path/filepath"
 	"syscall"
@@ -95,13 +97,13 @@ func recoverOnce(engine, dir string, items, records uint64) (secs, leader float6
 		_, err = recoverRaw(dir, &d)
 	case "seglog":
 		var dec Decoder
-		var l *SegLog
-		var rec Recovered
-		l, rec, err = OpenSegLog(dir, SegLogOptions{}, func(_ uint64, b []byte) error { return dec.Decode(b, &d) })
+		var l *dqwal.Log
+		var rec *dqwal.Recovery
+		l, rec, err = dqwal.Open(dir, dqwal.Options{}, nil, func(_ uint64, b []byte) error { return dec.Decode(b, &d) })
 		if err == nil {
 			err = l.Close()
 			if rec.Torn != nil {
-				err = fmt.Errorf("unexpected torn tail: %+v", *rec.Torn)
+				err = fmt.Errorf("unexpected torn tail: %v", rec.Torn)
 			}
 		}
 	case "raftwal":

@@ -15,7 +15,7 @@ var Engines = []string{"raw", "recycled", "seglog", "raftwal", "raft1", "raft1cm
 var EngineDoc = map[string]string{
 	"raw":        "one growing file, write + fdatasync per group",
 	"recycled":   "ring of 4 pre-written 32 MiB segments reused, fdatasync per group",
-	"seglog":     "our segment log prototype: frames in recycled 32 MiB segments, fdatasync per group",
+	"seglog":     "the master's log (internal/wal): its journal, recycled 32 MiB segments compacted every 64 MiB, fdatasync per group",
 	"raftwal":    "raft-wal v0.4.0 StoreLogs, one entry per group (fsync, fallocated segments)",
 	"raftwalcmd": "raft-wal v0.4.0 StoreLogs, one entry per command",
 	"raft1":      "one-voter hashicorp/raft v1.8.0 on raft-wal, one Apply per group",
@@ -24,19 +24,14 @@ var EngineDoc = map[string]string{
 }
 
 // OpenEngine opens engine name in dir (empty). syncTime records every
-// fdatasync or fsync the engine does.
+// fdatasync or fsync the engine does. The seglog engines are not sinks:
+// they bring their own journal (openMasterLog).
 func OpenEngine(name, dir string, syncTime *Samples) (Sink, error) {
 	switch name {
 	case "raw":
 		return openRaw(dir, syncTime)
 	case "recycled":
 		return openRecycled(dir, 4, syncTime)
-	case "seglog":
-		l, _, err := OpenSegLog(dir, SegLogOptions{Recycle: 2, Spare: 4, SyncTime: syncTime}, func(uint64, []byte) error { return nil })
-		return l, err
-	case "seglogkeep": // every segment kept: the recovery fill
-		l, _, err := OpenSegLog(dir, SegLogOptions{SyncTime: syncTime}, func(uint64, []byte) error { return nil })
-		return l, err
 	case "raftwal", "raftwalcmd":
 		return openRaftWAL(dir, name == "raftwalcmd", syncTime)
 	case "raft1", "raft1cmd":
@@ -273,12 +268,22 @@ func Run(shape Shape, engine, dir string, opts RunOpts) (res Result) {
 	rs := &runState{reached: make(chan struct{})}
 	syncS := NewSamples(&rs.on, 1<<18)
 	groupS := NewSamples(&rs.on, 1<<18)
-	sink, err := OpenEngine(engine, dir, syncS)
-	if err != nil {
+	var sink Sink
+	var err error
+	if engine == "seglog" || engine == "seglogkeep" {
+		// The master's log, with its own journal; seglogkeep keeps every
+		// segment (the recovery fill).
+		w, err := openMasterLog(dir, engine == "seglogkeep", syncS)
+		if err != nil {
+			res.Error = err.Error()
+			return res
+		}
+		w.serial = shape.Issue() && shape.Serial
+		rs.c = w
+	} else if sink, err = OpenEngine(engine, dir, syncS); err != nil {
 		res.Error = err.Error()
 		return res
-	}
-	if shape.Issue() && shape.Serial {
+	} else if shape.Issue() && shape.Serial {
 		rs.c = &serialLog{sink: sink, next: 1, sinkTime: groupS}
 	} else {
 		j := NewJournal(sink, 1)
@@ -334,8 +339,10 @@ func Run(shape Shape, engine, dir string, opts RunOpts) (res Result) {
 	if err := rs.c.Close(); err != nil && rs.err == nil {
 		rs.err = err
 	}
-	if err := sink.Close(); err != nil && rs.err == nil {
-		rs.err = err
+	if sink != nil {
+		if err := sink.Close(); err != nil && rs.err == nil {
+			rs.err = err
+		}
 	}
 	if rs.err != nil {
 		res.Error = rs.err.Error()
