@@ -350,8 +350,9 @@ type PutResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Ids of the accepted items, in the order they were sent.
 	Ids []uint64 `protobuf:"varint,1,rep,packed,name=ids,proto3" json:"ids,omitempty"`
-	// The put had been stored before: this request was a retry (same
-	// producer_id and sequence), and ids are those first assigned.
+	// The put had been stored before, whole or in part: this request was a
+	// retry (same producer_id and sequence), and ids begin with those first
+	// assigned (see PutRequest.producer_id).
 	Duplicate bool `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	// The master deduplicates puts that carry producer_id and sequence (see
 	// PutRequest.producer_id), so a client may send again a put whose answer
