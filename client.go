@@ -2,10 +2,12 @@ package distq
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -31,12 +33,22 @@ type Options struct {
 	Logger hclog.Logger
 	// DialOptions are appended to the client's own gRPC options.
 	DialOptions []grpc.DialOption
+	// NoPutRetry: never send a put again once it may have reached the
+	// master, even to a master that deduplicates puts; a put whose answer
+	// was lost then fails (as with a master that does not deduplicate),
+	// and may or may not have been stored. For tests, and for producers
+	// that prefer to retry by hand, at most once per attempt.
+	NoPutRetry bool
 }
 
 // Client is a connection to a master: the Go counterpart of a connected
 // BaseManager. It is safe for concurrent use. The connection reconnects by
 // itself; the authkey handshake runs again whenever the master asks for it
 // (for example after a master restart).
+//
+// A Client names itself to the master with a random producer id, and
+// numbers its puts per queue, so that a master that deduplicates puts
+// stores a put it sends again once (see Queue.PutBatch).
 type Client struct {
 	addr string
 	conn *grpc.ClientConn
@@ -47,6 +59,12 @@ type Client struct {
 	transports *transportCounter
 	putMu      sync.Mutex
 	puts       map[string]*putStream // by queue name
+
+	producer   [16]byte    // PutRequest.producer_id, drawn at construction
+	noPutRetry bool        // Options.NoPutRetry
+	dedup      atomic.Bool // the master's latest PutResponse said dedup
+	closing    chan struct{}
+	closeOnce  sync.Once
 }
 
 // LoadKey reads the authkey from file, or else from the environment
@@ -91,7 +109,7 @@ func NewClient(addr string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("distq: master address %q: %w", addr, err)
 	}
-	return &Client{
+	c := &Client{
 		addr: addr,
 		conn: conn,
 		auth: ac,
@@ -99,7 +117,21 @@ func NewClient(addr string, opts Options) (*Client, error) {
 		log:  opts.Logger,
 
 		transports: transports,
-	}, nil
+		noPutRetry: opts.NoPutRetry,
+		closing:    make(chan struct{}),
+	}
+	c.producer = newProducerID()
+	return c, nil
+}
+
+// newProducerID draws 16 random bytes, never all zero (which names no
+// producer).
+func newProducerID() [16]byte {
+	var id [16]byte
+	for id == ([16]byte{}) {
+		rand.Read(id[:]) // never fails (crypto/rand)
+	}
+	return id
 }
 
 // Dial connects to the master at addr and runs the authkey handshake, so
@@ -126,8 +158,10 @@ func (c *Client) Connect(ctx context.Context) error {
 // Addr is the master's address.
 func (c *Client) Addr() string { return c.addr }
 
-// Close closes the connection. Safe to call twice.
+// Close closes the connection. Safe to call twice. A put that is sending
+// again a put whose answer was lost stops, with the error that lost it.
 func (c *Client) Close() error {
+	c.closeOnce.Do(func() { close(c.closing) })
 	c.closePuts()
 	err := c.conn.Close()
 	if err != nil && !isClosing(err) {

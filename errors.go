@@ -39,6 +39,11 @@ var (
 	// way; the client sends such a call once more by itself. It is not a
 	// wrong key, and retrying can help.
 	ErrReplayed = errors.New("distq: call refused as a replay")
+	// ErrPutForgotten: a put sent again after its answer was lost came
+	// too late: the master no longer remembers that put of this client,
+	// so it neither stored it again nor can tell its ids. Its items may or
+	// may not be in the queue.
+	ErrPutForgotten = errors.New("distq: put sent again too late to be matched")
 )
 
 // Error carries the master's message under one of the errors above.
@@ -80,6 +85,9 @@ func fromStatus(err error) error {
 		}
 	case codes.FailedPrecondition:
 		kind = ErrClosed
+		if strings.HasPrefix(st.Message(), forgottenPrefix) {
+			kind = ErrPutForgotten
+		}
 	case codes.NotFound:
 		kind = ErrUnknownQueue
 	case codes.Unavailable:
@@ -100,6 +108,10 @@ func fromStatus(err error) error {
 	}
 	return &Error{Kind: kind, Msg: st.Message(), Code: st.Code()}
 }
+
+// forgottenPrefix starts the message of a put sent again after the master
+// forgot it (queue.proto, PutRequest.producer_id).
+const forgottenPrefix = "distq: put sequence forgotten"
 
 func isFullMessage(msg string) bool {
 	const prefix = "distq: queue full"

@@ -56,6 +56,18 @@ func (q *Queue) PutNowait(ctx context.Context, payload []byte) (uint64, error) {
 
 // PutBatch adds items in order in one round trip. On error it returns the
 // ids of the items accepted before it (they stay in the queue).
+//
+// When the answer is lost after the put may have reached the master (the
+// connection or the stream broke, the master restarted, it answered
+// UNAVAILABLE), PutBatch sends the same put again, on a new stream, with a
+// backoff of 50 ms doubling to 2 s with jitter, until the master answers
+// or ctx ends; a master that had stored it answers with the ids it first
+// assigned, so every item is stored once. It does so only while the
+// master's latest answer to a put of this Client said that it deduplicates
+// puts, and not with Options.NoPutRetry. Otherwise a put whose answer was
+// lost fails, and its items may or may not be in the queue. Definite
+// answers (a full or closed queue, an invalid put, a refused key) are
+// never sent again.
 func (q *Queue) PutBatch(ctx context.Context, msgs []Message, opts ...PutOption) ([]uint64, error) {
 	req := &pb.PutRequest{Queue: q.name}
 	if hasHeaders(msgs) {
@@ -73,13 +85,8 @@ func (q *Queue) PutBatch(ctx context.Context, msgs []Message, opts ...PutOption)
 	for _, o := range opts {
 		o(req)
 	}
-	ps := q.c.putStream(q.name)
-	var ids []uint64
-	err := q.c.call(ctx, func(ctx context.Context) (err error) {
-		ids, err = ps.put(ctx, q.c, req, len(msgs))
-		return err
-	})
-	return ids, err
+	req.ProducerId = q.c.producer[:]
+	return q.c.putStream(q.name).put(ctx, q.c, req, len(msgs))
 }
 
 func hasHeaders(msgs []Message) bool {

@@ -36,6 +36,36 @@ func toPutMessages(req *pb.PutRequest) ([]queue.Message, error) {
 	return msgs, nil
 }
 
+// producerIDLen is the length of PutRequest.producer_id.
+const producerIDLen = 16
+
+// checkProducer refuses a malformed producer_id or sequence (queue.proto,
+// PutRequest.producer_id). The master does not deduplicate yet: it only
+// checks them, and says nothing of dedup in its answers.
+func checkProducer(req *pb.PutRequest) error {
+	id := req.GetProducerId()
+	switch {
+	case len(id) == 0:
+		return nil
+	case len(id) != producerIDLen:
+		return status.Errorf(codes.InvalidArgument, "distq: put: producer_id must be empty or %d bytes, not %d", producerIDLen, len(id))
+	case isZero(id):
+		return status.Errorf(codes.InvalidArgument, "distq: put: producer_id must not be all zero (16 random bytes name a producer)")
+	case req.GetSequence() == 0:
+		return status.Errorf(codes.InvalidArgument, "distq: put: sequence must be at least 1 when producer_id is set")
+	}
+	return nil
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // toBatch encodes deliveries as columns, except those with headers or an
 // error, which keep their own Delivery message. leaseMs is the master's
 // lease length, sent with leased deliveries so that a consumer knows when

@@ -141,6 +141,9 @@ func marshalSeed(f *testing.F, msgs ...proto.Message) [][]byte {
 	return out
 }
 
+// fuzzProducer is a well-formed producer id.
+var fuzzProducer = []byte("0123456789abcdef")
+
 func FuzzPutRequest(f *testing.F) {
 	seeds := [][2]proto.Message{
 		{&pb.PutRequest{Queue: "tasks", Items: items("a", "b")}, &pb.PutRequest{Items: items("c")}},
@@ -148,6 +151,12 @@ func FuzzPutRequest(f *testing.F) {
 		{&pb.PutRequest{Queue: "tasks", Items: []*pb.Item{{Payload: []byte{0}, Headers: map[string]string{"": "é"}}}, TimeoutMs: 1}, &pb.PutRequest{Queue: "tasks.dead"}},
 		{&pb.PutRequest{Queue: "nope"}, &pb.PutRequest{}},
 		{&pb.PutRequest{}, &pb.PutRequest{Queue: "tasks", Items: items("x", "y", "z", "w")}},
+		// Producer ids: well formed, then malformed (short, long, all
+		// zero, without a sequence).
+		{&pb.PutRequest{Queue: "tasks", Items: items("a"), ProducerId: fuzzProducer, Sequence: 1}, &pb.PutRequest{Items: items("a"), ProducerId: fuzzProducer, Sequence: 1}},
+		{&pb.PutRequest{Queue: "tasks", Items: items("a"), ProducerId: fuzzProducer[:15], Sequence: 1}, &pb.PutRequest{Items: items("b"), ProducerId: append(fuzzProducer[:16:16], 0), Sequence: 2}},
+		{&pb.PutRequest{Queue: "tasks", Items: items("a"), ProducerId: make([]byte, 16), Sequence: 1}, &pb.PutRequest{Queue: "tasks", Items: items("b"), ProducerId: fuzzProducer}},
+		{&pb.PutRequest{Queue: "tasks", Items: items("a"), Sequence: 7}, &pb.PutRequest{Items: items("b"), ProducerId: []byte{1}}},
 	}
 	for _, s := range seeds {
 		b := marshalSeed(f, s[0], s[1])
@@ -187,6 +196,17 @@ func FuzzPutRequest(f *testing.F) {
 		}
 		if len(stream.responses()) > len(reqs) {
 			t.Fatalf("%d answers to %d requests", len(stream.responses()), len(reqs))
+		}
+		// A malformed producer id stops the stream before its request
+		// stores anything; and this master does not deduplicate (yet), so
+		// it never says it does.
+		if checkProducer(reqs[0]) != nil && (added != 0 || len(stream.responses()) != 0 || err == nil) {
+			t.Fatalf("malformed producer id %x seq %d: %d items added, %v", reqs[0].GetProducerId(), reqs[0].GetSequence(), added, err)
+		}
+		for _, r := range stream.responses() {
+			if r.GetDedup() || r.GetDuplicate() {
+				t.Fatalf("answer %v says dedup or duplicate", r)
+			}
 		}
 		checkConservation(t, b)
 	})

@@ -61,6 +61,9 @@ func (s *queueService) Put(stream pb.QueueService_PutServer) error {
 				return err
 			}
 		}
+		if err := checkProducer(req); err != nil {
+			return err
+		}
 		msgs, err := toPutMessages(req)
 		if err != nil {
 			return err

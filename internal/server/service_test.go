@@ -164,6 +164,60 @@ func TestPutIntoClosedOrDeadQueueIsRefused(t *testing.T) {
 	}
 }
 
+// A producer id is empty or 16 bytes, not all zero, and comes with a
+// sequence; a malformed one is refused before anything is stored. A
+// well-formed one is accepted, and the answer does not claim dedup: this
+// master does not deduplicate yet.
+func TestPutChecksProducerID(t *testing.T) {
+	m := startMaster(t, masterConfig{})
+	qc := m.rawClient(t)
+	pid := []byte("0123456789abcdef")
+	for _, bad := range []struct {
+		name string
+		req  *pb.PutRequest
+		says string
+	}{
+		{"short", &pb.PutRequest{ProducerId: pid[:15], Sequence: 1}, "producer_id must be empty or 16 bytes, not 15"},
+		{"long", &pb.PutRequest{ProducerId: append(slices.Clone(pid), 'x'), Sequence: 1}, "producer_id must be empty or 16 bytes, not 17"},
+		{"all zero", &pb.PutRequest{ProducerId: make([]byte, 16), Sequence: 1}, "producer_id must not be all zero"},
+		{"no sequence", &pb.PutRequest{ProducerId: pid}, "sequence must be at least 1 when producer_id is set"},
+	} {
+		stream, err := qc.Put(testContext(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad.req.Queue, bad.req.Items = "tasks", items("x")
+		if err := stream.Send(bad.req); err != nil {
+			t.Fatal(err)
+		}
+		_, err = stream.Recv()
+		wantCode(t, err, codes.InvalidArgument)
+		if !strings.Contains(status.Convert(err).Message(), bad.says) {
+			t.Fatalf("%s: %v, want a message saying %q", bad.name, err, bad.says)
+		}
+	}
+	if st := m.queue("tasks").Stats(); st.PutTotal != 0 {
+		t.Fatalf("malformed puts stored items: %+v", st)
+	}
+
+	stream, err := qc.Put(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []*pb.PutRequest{
+		{Queue: "tasks", Items: items("a"), ProducerId: pid, Sequence: 1},
+		{Items: items("b"), Sequence: 5}, // a sequence alone is ignored
+	} {
+		if err := stream.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err != nil || len(resp.GetIds()) != 1 || resp.GetDedup() || resp.GetDuplicate() {
+			t.Fatalf("put %v: %v, %v; want one id, no dedup", req, resp, err)
+		}
+	}
+}
+
 func TestUnknownQueueIsNotFoundOnEveryCall(t *testing.T) {
 	m := startMaster(t, masterConfig{})
 	qc := m.rawClient(t)

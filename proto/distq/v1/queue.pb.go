@@ -158,7 +158,56 @@ type PutRequest struct {
 	TimeoutMs uint32 `protobuf:"varint,4,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
 	// More items, packed for speed: payloads without headers, concatenated.
 	// They are put after items, in order.
-	Packed        *Packed `protobuf:"bytes,5,opt,name=packed,proto3" json:"packed,omitempty"`
+	Packed *Packed `protobuf:"bytes,5,opt,name=packed,proto3" json:"packed,omitempty"`
+	// Optional: 16 random bytes naming the producer, drawn once per client
+	// object from a cryptographic random source. Empty means none; any other
+	// length, or 16 zero bytes, is refused with INVALID_ARGUMENT. With
+	// sequence, it makes a put that is sent again stored once. Send both in
+	// every PutRequest that wants it (unlike queue, they are not inherited
+	// from earlier requests of the stream). The rules:
+	//
+	//   - sequence is 1, 2, 3, ... per (producer_id, queue): one per
+	//     PutRequest, increasing in the order the requests are sent. A gap is
+	//     harmless; a sequence is never used again for other items. It must be
+	//     at least 1 when producer_id is set (INVALID_ARGUMENT otherwise), and
+	//     is ignored without producer_id.
+	//   - A put whose answer did not arrive (UNAVAILABLE, ABORTED, a broken
+	//     stream, a transport error, the master restarting, a deadline of the
+	//     client's own attempt) may be sent again, on a new stream if need be,
+	//     to a master that says PutResponse.dedup. It must be the same put: the
+	//     same queue, producer_id and sequence, and the same items in the same
+	//     order (nowait and timeout_ms may differ).
+	//   - A put the master had stored whole is answered with the ids it first
+	//     assigned, and duplicate = true. Nothing is stored again.
+	//   - A put the master had stored in part (the queue filled up or was
+	//     closed in the middle of the batch) is answered with the ids of the
+	//     stored part followed by those of the rest, which is put as a new put
+	//     would be: it may wait for room again, or end the stream with
+	//     RESOURCE_EXHAUSTED or FAILED_PRECONDITION after a PutResponse listing
+	//     the ids so far, as the rpc says.
+	//   - A retry whose items differ from the first put's (the master compares
+	//     a CRC32C of the payloads) is refused with INVALID_ARGUMENT: a client
+	//     bug, and nothing is stored.
+	//   - A retry that arrives while the same put is still waiting for room in
+	//     a full queue (its first stream was lost and the master has not
+	//     noticed yet) is refused with ABORTED: back off and send it again.
+	//   - The master remembers the 64 latest sequences of each (producer_id,
+	//     queue), durably when it keeps its queues on disk, for the dedup
+	//     window after that producer's last put on the queue (master
+	//     -dedup-window, default 10 minutes). A retry of a sequence older than
+	//     the 64 it remembers is refused with FAILED_PRECONDITION, with a
+	//     message that starts "distq: put sequence forgotten", and is not
+	//     stored twice: whether the first attempt was stored is then unknown.
+	//     A producer not heard of for longer than the window is forgotten
+	//     whole, and a retry of its puts is stored as new: retry within the
+	//     window.
+	//
+	// Without producer_id (or to a master that does not say dedup), a put
+	// whose answer was lost may have been stored, and sending it again may
+	// store it twice: puts are at least once.
+	ProducerId []byte `protobuf:"bytes,6,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	// The put's sequence number; see producer_id.
+	Sequence      uint64 `protobuf:"varint,7,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -228,6 +277,20 @@ func (x *PutRequest) GetPacked() *Packed {
 	return nil
 }
 
+func (x *PutRequest) GetProducerId() []byte {
+	if x != nil {
+		return x.ProducerId
+	}
+	return nil
+}
+
+func (x *PutRequest) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
 // Packed is a list of payloads as one buffer and their sizes: the i-th
 // payload is the sizes[i] bytes that follow the first i. One message of a
 // thousand small payloads decodes with two allocations instead of a thousand.
@@ -286,7 +349,16 @@ func (x *Packed) GetData() []byte {
 type PutResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Ids of the accepted items, in the order they were sent.
-	Ids           []uint64 `protobuf:"varint,1,rep,packed,name=ids,proto3" json:"ids,omitempty"`
+	Ids []uint64 `protobuf:"varint,1,rep,packed,name=ids,proto3" json:"ids,omitempty"`
+	// The put had been stored before, whole or in part: this request was a
+	// retry (same producer_id and sequence), and ids begin with those first
+	// assigned (see PutRequest.producer_id).
+	Duplicate bool `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	// The master deduplicates puts that carry producer_id and sequence (see
+	// PutRequest.producer_id), so a client may send again a put whose answer
+	// it did not get. A master that does sets it in every PutResponse; one
+	// that leaves it false may store such a put twice.
+	Dedup         bool `protobuf:"varint,3,opt,name=dedup,proto3" json:"dedup,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -326,6 +398,20 @@ func (x *PutResponse) GetIds() []uint64 {
 		return x.Ids
 	}
 	return nil
+}
+
+func (x *PutResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
+func (x *PutResponse) GetDedup() bool {
+	if x != nil {
+		return x.Dedup
+	}
+	return false
 }
 
 // Delivery is one item handed out under one lease.
@@ -2186,7 +2272,7 @@ const file_distq_v1_queue_proto_rawDesc = "" +
 	"\aheaders\x18\x02 \x03(\v2\x1b.distq.v1.Item.HeadersEntryR\aheaders\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa9\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe6\x01\n" +
 	"\n" +
 	"PutRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x12$\n" +
@@ -2194,12 +2280,17 @@ const file_distq_v1_queue_proto_rawDesc = "" +
 	"\x06nowait\x18\x03 \x01(\bR\x06nowait\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\x04 \x01(\rR\ttimeoutMs\x12(\n" +
-	"\x06packed\x18\x05 \x01(\v2\x10.distq.v1.PackedR\x06packed\"2\n" +
+	"\x06packed\x18\x05 \x01(\v2\x10.distq.v1.PackedR\x06packed\x12\x1f\n" +
+	"\vproducer_id\x18\x06 \x01(\fR\n" +
+	"producerId\x12\x1a\n" +
+	"\bsequence\x18\a \x01(\x04R\bsequence\"2\n" +
 	"\x06Packed\x12\x14\n" +
 	"\x05sizes\x18\x01 \x03(\rR\x05sizes\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"\x1f\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"S\n" +
 	"\vPutResponse\x12\x10\n" +
-	"\x03ids\x18\x01 \x03(\x04R\x03ids\"\xd3\x02\n" +
+	"\x03ids\x18\x01 \x03(\x04R\x03ids\x12\x1c\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\x12\x14\n" +
+	"\x05dedup\x18\x03 \x01(\bR\x05dedup\"\xd3\x02\n" +
 	"\bDelivery\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05lease\x18\x02 \x01(\x04R\x05lease\x12\x18\n" +

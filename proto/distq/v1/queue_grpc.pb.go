@@ -59,6 +59,11 @@ type QueueServiceClient interface {
 	// RESOURCE_EXHAUSTED ("queue full") after a last PutResponse that lists
 	// the items of that batch that were accepted before the queue filled up.
 	// A closed queue ends the stream with FAILED_PRECONDITION.
+	//
+	// A put whose answer is lost may or may not have been stored. Without
+	// PutRequest.producer_id, sending it again may store it twice (puts are
+	// at least once); with producer_id and sequence, and a master that says
+	// PutResponse.dedup, it is stored once: see PutRequest.producer_id.
 	Put(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PutRequest, PutResponse], error)
 	// Consume receives items under a lease, with credit-based flow control.
 	// The first ConsumeRequest names the queue. The consumer grants credit
@@ -242,6 +247,11 @@ type QueueServiceServer interface {
 	// RESOURCE_EXHAUSTED ("queue full") after a last PutResponse that lists
 	// the items of that batch that were accepted before the queue filled up.
 	// A closed queue ends the stream with FAILED_PRECONDITION.
+	//
+	// A put whose answer is lost may or may not have been stored. Without
+	// PutRequest.producer_id, sending it again may store it twice (puts are
+	// at least once); with producer_id and sequence, and a master that says
+	// PutResponse.dedup, it is stored once: see PutRequest.producer_id.
 	Put(grpc.BidiStreamingServer[PutRequest, PutResponse]) error
 	// Consume receives items under a lease, with credit-based flow control.
 	// The first ConsumeRequest names the queue. The consumer grants credit
