@@ -249,8 +249,7 @@ func (q *Queue) Put(ctx context.Context, msgs []Message, nowait bool, timeout ti
 func (q *Queue) put(msgs []Message, ids []uint64) []uint64 {
 	first := q.s.NextID() + 1
 	cmd := state.Put{Queue: q.name, FirstID: first, Items: msgs}
-	q.b.m.ApplyPut(&cmd)
-	q.ready.added(first, len(msgs))
+	q.ready.added(first, len(msgs), q.s.Put(&cmd))
 	for i := range msgs {
 		ids = append(ids, first+uint64(i))
 	}
@@ -526,12 +525,13 @@ func (q *Queue) fail(cause state.Cause, now int64, fx *effects) {
 	}
 	cmd := state.Fail{Queue: q.name, Time: now, Cause: cause, Items: failed}
 	var d *Queue
+	var ds *state.Queue
 	if dies {
 		d = q.dead
-		cmd.DeadQueue = d.name
+		cmd.DeadQueue, ds = d.name, d.s
 		d.mu.Lock()
 	}
-	q.b.m.ApplyFail(&cmd)
+	q.s.Fail(&cmd, ds)
 	ready, dead := 0, 0
 	for i := range failed {
 		f := &failed[i]
@@ -690,7 +690,7 @@ func (q *Queue) take(out []Delivery, n int, autoAck bool, now int64) []Delivery 
 		ids = append(ids, it.ID)
 	}
 	cmd := state.Settle{Queue: q.name, Time: now, IDs: ids}
-	q.b.m.ApplySettle(&cmd)
+	q.s.Settle(&cmd)
 	q.st.AckedTotal += uint64(n)
 	q.ids = ids[:0]
 	return out
@@ -812,9 +812,9 @@ func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 		}
 		first := run.s.NextID() + 1
 		cmd := state.SettleReply{Queue: q.name, ReplyQueue: run.name, IDs: runIDs, FirstReplyID: first, Replies: replies}
-		q.b.m.ApplySettleReply(&cmd)
+		q.s.SettleReply(&cmd, run.s)
 		n := len(runIDs)
-		run.ready.added(first, n)
+		run.ready.added(first, n, run.s.InWindow(first) && run.s.InWindow(first+uint64(n)-1))
 		run.st.PutTotal += uint64(n)
 		run.readyGrew(n)
 		clear(replies) // keeps no payload alive
@@ -851,7 +851,7 @@ func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 	flush()
 	if len(settled) > 0 {
 		cmd := state.Settle{Queue: q.name, IDs: settled}
-		q.b.m.ApplySettle(&cmd)
+		q.s.Settle(&cmd)
 	}
 	q.ids = settled[:0]
 	q.rids = runIDs[:0]
@@ -1053,7 +1053,7 @@ func (q *Queue) Requeue(ids []uint64) (int, error) {
 	for _, id := range moved {
 		cmd.Items = append(cmd.Items, *d.s.Item(id))
 	}
-	q.b.m.ApplyRequeue(&cmd)
+	q.s.Requeue(&cmd, d.s)
 	for _, id := range moved {
 		q.ready.pushBack(id)
 	}

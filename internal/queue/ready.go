@@ -35,12 +35,13 @@ func newReadyIndex(s *state.Queue, ordered bool) readyIndex {
 // len is the number of ready items.
 func (r *readyIndex) len() int { return r.n }
 
-// added counts n new items with the ids first, first+1, ... The walk meets
-// them if they are in the window at or after the cursor, as items put in
-// order are; otherwise they are named in redo.
-func (r *readyIndex) added(first uint64, n int) {
+// added counts n new items with the ids first, first+1, ..., which went
+// into the state's window if inWindow. The walk meets them if they are in
+// the window at or after the cursor, as items put in order are; otherwise
+// they are named in redo.
+func (r *readyIndex) added(first uint64, n int, inWindow bool) {
 	r.n += n
-	if r.ordered && first >= r.cursor && r.s.InWindow(first) && r.s.InWindow(first+uint64(n)-1) {
+	if r.ordered && first >= r.cursor && inWindow {
 		return
 	}
 	for i := range n {

@@ -29,8 +29,7 @@ func TestReadyIndexOrder(t *testing.T) {
 			case k < 3:
 				n := 1 + rng.IntN(5)
 				first := s.NextID() + 1
-				m.Apply(&state.Put{Queue: "q", FirstID: first, Items: make([]state.NewItem, n)})
-				r.added(first, n)
+				r.added(first, n, s.Put(&state.Put{Queue: "q", FirstID: first, Items: make([]state.NewItem, n)}))
 				for i := range n {
 					fresh = append(fresh, first+uint64(i))
 				}
@@ -127,12 +126,11 @@ func BenchmarkReadyIndexPutTake(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		put.FirstID = s.NextID() + 1
-		m.Apply(put)
-		r.added(put.FirstID, 64)
+		r.added(put.FirstID, 64, s.Put(put))
 		settle.IDs = settle.IDs[:0]
 		for range 64 {
 			settle.IDs = append(settle.IDs, r.take().ID)
 		}
-		m.Apply(settle)
+		s.Settle(settle)
 	}
 }

@@ -164,10 +164,35 @@ func (m *Machine) apply(c Command, fx *Effects) {
 // replay.
 
 // ApplyPut applies a Put.
-func (m *Machine) ApplyPut(c *Put) {
-	q := m.queue(c.Queue)
+func (m *Machine) ApplyPut(c *Put) { m.queue(c.Queue).Put(c) }
+
+// ApplySettle applies a Settle and reports how many of its ids were not
+// there.
+func (m *Machine) ApplySettle(c *Settle) (missing int) { return m.queue(c.Queue).Settle(c) }
+
+// ApplySettleReply applies a SettleReply and reports how many of its ids
+// were not there.
+func (m *Machine) ApplySettleReply(c *SettleReply) (missing int) {
+	return m.queue(c.Queue).SettleReply(c, m.queue(c.ReplyQueue))
+}
+
+// ApplyRequeue applies a Requeue.
+func (m *Machine) ApplyRequeue(c *Requeue) { m.queue(c.Queue).Requeue(c, m.queue(c.DeadQueue)) }
+
+// The live master, which holds each queue's state, applies the commands of
+// its hot paths to them directly, without looking the queues up by name:
+// the caller passes the queues the command names.
+
+// Put applies a Put of q's. It reports whether every item went into the
+// window of consecutive ids (see NextFrom), as the items of a put in order
+// do.
+func (q *Queue) Put(c *Put) (inWindow bool) {
+	inWindow = true
 	for i := range c.Items {
-		q.items.Put(newItem(c.FirstID+uint64(i), 0, &c.Items[i]))
+		id := c.FirstID + uint64(i)
+		s, in := q.items.insert(id)
+		setNew(s, id, 0, &c.Items[i])
+		inWindow = inWindow && in
 	}
 	if n := len(c.Items); n > 0 {
 		q.nextID = max(q.nextID, c.FirstID+uint64(n)-1)
@@ -175,12 +200,12 @@ func (m *Machine) ApplyPut(c *Put) {
 	if c.Producer != (Producer{}) {
 		q.producers.record(c)
 	}
+	return inWindow
 }
 
-// ApplySettle applies a Settle and reports how many of its ids were not
+// Settle applies a Settle of q's and reports how many of its ids were not
 // there.
-func (m *Machine) ApplySettle(c *Settle) (missing int) {
-	q := m.queue(c.Queue)
+func (q *Queue) Settle(c *Settle) (missing int) {
 	for _, id := range c.IDs {
 		if !q.items.Remove(id) {
 			missing++
@@ -189,16 +214,17 @@ func (m *Machine) ApplySettle(c *Settle) (missing int) {
 	return missing
 }
 
-// ApplySettleReply applies a SettleReply and reports how many of its ids
-// were not there.
-func (m *Machine) ApplySettleReply(c *SettleReply) (missing int) {
-	q, r := m.queue(c.Queue), m.queue(c.ReplyQueue)
+// SettleReply applies a SettleReply from q into r, its reply queue. It
+// reports how many of its ids were not there.
+func (q *Queue) SettleReply(c *SettleReply, r *Queue) (missing int) {
 	for i, id := range c.IDs {
 		if !q.items.Remove(id) {
 			missing++
 		}
 		if i < len(c.Replies) {
-			r.items.Put(newItem(c.FirstReplyID+uint64(i), id, &c.Replies[i]))
+			rid := c.FirstReplyID + uint64(i)
+			s, _ := r.items.insert(rid)
+			setNew(s, rid, id, &c.Replies[i])
 		}
 	}
 	if n := min(len(c.IDs), len(c.Replies)); n > 0 {
@@ -207,10 +233,9 @@ func (m *Machine) ApplySettleReply(c *SettleReply) (missing int) {
 	return missing
 }
 
-// ApplyRequeue applies a Requeue.
-func (m *Machine) ApplyRequeue(c *Requeue) {
-	q, d := m.queue(c.Queue), m.queue(c.DeadQueue)
-	d.origin = c.Queue
+// Requeue applies a Requeue from d, q's dead-letter queue, into q.
+func (q *Queue) Requeue(c *Requeue, d *Queue) {
+	d.origin = q.name
 	for i := range c.Items {
 		it := c.Items[i]
 		d.items.Remove(it.ID)
@@ -225,8 +250,16 @@ func (m *Machine) ApplyRequeue(c *Requeue) {
 // at its due time, or moves to the dead-letter queue. It reports how many
 // were not there.
 func (m *Machine) ApplyFail(c *Fail) (missing int) {
-	q := m.queue(c.Queue)
 	var d *Queue
+	if c.DeadQueue != "" {
+		d = m.queue(c.DeadQueue)
+	}
+	return m.queue(c.Queue).Fail(c, d)
+}
+
+// Fail applies a Fail of q's; d is q's dead-letter queue (nil if no item
+// dies). It reports how many items were not there.
+func (q *Queue) Fail(c *Fail, d *Queue) (missing int) {
 	for i := range c.Items {
 		f := &c.Items[i]
 		it := q.items.Get(f.ID)
@@ -236,10 +269,7 @@ func (m *Machine) ApplyFail(c *Fail) (missing int) {
 		}
 		switch f.Outcome {
 		case OutcomeDead:
-			if d == nil {
-				d = m.queue(c.DeadQueue)
-				d.origin = c.Queue
-			}
+			d.origin = q.name
 			moved := *it
 			q.items.Remove(f.ID)
 			moved.Attempts = f.Attempts
@@ -254,12 +284,12 @@ func (m *Machine) ApplyFail(c *Fail) (missing int) {
 	return missing
 }
 
-func newItem(id, replyTo uint64, n *NewItem) Item {
-	it := Item{ID: id, ReplyTo: replyTo, Payload: n.Payload}
+// setNew fills slot s with the new item n under id.
+func setNew(s *Item, id, replyTo uint64, n *NewItem) {
+	*s = Item{ID: id, ReplyTo: replyTo, Payload: n.Payload}
 	if len(n.Headers) > 0 {
-		it.ext = &itemExt{headers: n.Headers}
+		s.ext = &itemExt{headers: n.Headers}
 	}
-	return it
 }
 
 // Canonical is a dump of the whole state in a fixed order, for tests that

@@ -85,38 +85,46 @@ func (t *table) Get(id uint64) *Item {
 
 // Put inserts it, replacing an item of the same id. Ids are never zero.
 func (t *table) Put(it Item) {
+	s, _ := t.insert(it.ID)
+	*s = it
+}
+
+// insert returns the slot of id for the caller to fill: the item of id if
+// there is one, else a blank slot counted as an item. It reports whether
+// the slot is in the window.
+func (t *table) insert(id uint64) (*Item, bool) {
 	if t.over != nil {
-		if p, ok := t.over[it.ID]; ok {
-			*p = it
-			return
+		if p, ok := t.over[id]; ok {
+			return p, false
 		}
 	}
-	if t.nb == 0 && t.inWin == 0 {
-		t.base = it.ID
+	if t.nb == 0 {
+		t.base = id
 	}
-	if it.ID >= t.base {
-		off := it.ID - t.base
-		bi := off / tblockItems
+	if id >= t.base {
+		bi := (id - t.base) / tblockItems
 		if bi >= uint64(t.nb) && bi-uint64(t.nb) < maxGapBlocks {
 			for uint64(t.nb) <= bi {
 				t.pushBlock()
 			}
 		}
-		if b, s := t.slot(it.ID); s != nil {
+		if bi < uint64(t.nb) {
+			b := t.blockAt(int(bi))
+			s := &b.items[(id-t.base)%tblockItems]
 			if s.ID == 0 {
 				b.n++
 				t.inWin++
+				s.ID = id
 			}
-			*s = it
-			return
+			return s, true
 		}
 	}
 	if t.over == nil {
 		t.over = make(map[uint64]*Item)
 	}
-	p := new(Item)
-	*p = it
-	t.over[it.ID] = p
+	p := &Item{ID: id}
+	t.over[id] = p
+	return p, false
 }
 
 // Remove deletes the item of id and reports whether it was there.
@@ -216,6 +224,12 @@ func (t *table) NextFrom(id uint64) *Item {
 		id = t.base
 	}
 	off := id - t.base
+	if bi := off / tblockItems; bi < uint64(t.nb) {
+		// Most often the walk's next item is in the very next slot.
+		if s := &t.blockAt(int(bi)).items[off%tblockItems]; s.ID != 0 {
+			return s
+		}
+	}
 	for bi := off / tblockItems; bi < uint64(t.nb); bi++ {
 		b := t.blockAt(int(bi))
 		j := uint64(0)
