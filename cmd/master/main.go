@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	runtimedebug "runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,6 +25,7 @@ import (
 	"github.com/distq/distq/internal/auth"
 	"github.com/distq/distq/internal/debug"
 	"github.com/distq/distq/internal/demo"
+	"github.com/distq/distq/internal/durable"
 	"github.com/distq/distq/internal/fdlimit"
 	"github.com/distq/distq/internal/healthcheck"
 	"github.com/distq/distq/internal/logging"
@@ -31,6 +33,7 @@ import (
 	"github.com/distq/distq/internal/ratelog"
 	"github.com/distq/distq/internal/server"
 	"github.com/distq/distq/internal/tlsconfig"
+	"github.com/distq/distq/internal/wal"
 )
 
 func main() {
@@ -82,6 +85,10 @@ type Main struct {
 	demoProgress    string
 	demoSlaves      int
 	addrFile        string
+	dataDir         string
+	fsync           string
+	fsyncInterval   time.Duration
+	salvageLog      bool
 }
 
 // NewMain returns a Main writing to stdout and stderr.
@@ -181,6 +188,10 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.addrFile, "addr-file", "", "write the bound `host:port` to this file once serving (for scripts using -listen with port 0)")
 	fs.IntVar(&m.demoSlaves, "demo-slaves", 0, "with -demo: put the first task once `N` consumers (slaves) read the task queue, so the summary times the work, not their start-up (0: at once)")
 	fs.StringVar(&m.demoProgress, "demo-progress", "auto", "demo progress display: bar, log, or auto (a bar on a terminal)")
+	fs.StringVar(&m.dataDir, "data-dir", os.Getenv(EnvDataDir), "keep every queue on disk in this `directory` (else $"+EnvDataDir+"; empty: queues live in memory and a restart loses them)")
+	fs.StringVar(&m.fsync, "fsync", "always", "with -data-dir, when a change counts as on disk: always (fdatasync before the answer: survives a power loss) or interval (written before the answer, synced every -fsync-interval: survives a crash of the master, not of the machine)")
+	fs.DurationVar(&m.fsyncInterval, "fsync-interval", wal.DefaultSyncInterval, "with -fsync interval, how often the log is synced")
+	fs.BoolVar(&m.salvageLog, "salvage-log", false, "with -data-dir, start from what is readable of a log damaged in the middle, dropping what is not (reported), instead of refusing to start")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -197,6 +208,15 @@ func (m *Main) ParseFlags(args []string) error {
 	case "auto", "bar", "log":
 	default:
 		return fmt.Errorf("-demo-progress %q: want bar, log or auto", m.demoProgress)
+	}
+	if _, err := wal.ParseFsyncMode(m.fsync); err != nil {
+		return fmt.Errorf("-fsync %q: want always or interval", m.fsync)
+	}
+	if m.fsyncInterval < time.Millisecond || m.fsyncInterval > time.Minute {
+		return fmt.Errorf("-fsync-interval %v: want 1ms to 1m", m.fsyncInterval)
+	}
+	if m.salvageLog && m.dataDir == "" {
+		return errors.New("-salvage-log needs -data-dir")
 	}
 	if m.shutdownTimeout < 0 {
 		return fmt.Errorf("-shutdown-timeout %v is negative", m.shutdownTimeout)
@@ -289,11 +309,45 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	bcfg := m.brokerConfig(log.Named("queue"))
 	bcfg.Incarnation = inc
+	var store *durable.Store
+	if m.dataDir != "" {
+		mode, _ := wal.ParseFsyncMode(m.fsync)
+		store, err = durable.Open(durable.Config{
+			Dir:          m.dataDir,
+			Fsync:        mode,
+			SyncInterval: m.fsyncInterval,
+			Salvage:      m.salvageLog,
+			LockInfo:     "listening on " + m.listen,
+			Logger:       log.Named("data"),
+		})
+		if err != nil {
+			return fmt.Errorf("-data-dir %s: %w", m.dataDir, err)
+		}
+		// Closed after the broker (deferred calls run last first): the
+		// broker's last changes are logged, then synced.
+		defer func() {
+			if err := store.Close(); err != nil {
+				log.Error("closing the data directory's log", "error", err)
+			}
+		}()
+		store.LogRecovery()
+		bcfg.State, bcfg.Journal = store.State(), store.Journal()
+	}
 	broker, err := queue.New(bcfg)
 	if err != nil {
 		return err
 	}
 	defer broker.Close()
+	if store != nil {
+		if m.demoN > 0 {
+			if err := emptyForDemo(broker); err != nil {
+				return err
+			}
+		}
+		if err := store.Start(broker, inc, version()); err != nil {
+			return err
+		}
+	}
 	maxConns, maxUnauth := m.connLimits(log)
 	// One rate limit for every refusal, whichever component refuses.
 	refusals := ratelog.New(log.Named("refusals"), ratelog.Config{What: "refusals", Interval: m.refusalLogEvery})
@@ -365,9 +419,54 @@ func (m *Main) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), m.shutdownTimeout)
 	defer cancel()
 	srv.Shutdown(sctx)
-	logLeftovers(log, broker)
+	if store != nil {
+		// The leases of unary Gets still held end here, their attempt
+		// counted in the log: a clean restart keeps every attempt count.
+		if n := broker.ReleaseLeases(); n > 0 {
+			log.Info("leases of unsettled gets released; the items are ready again", "items", n)
+		}
+		logKept(log, broker, m.dataDir)
+	} else {
+		logLeftovers(log, broker)
+	}
 	log.Info("master stopped")
 	return result
+}
+
+// EnvDataDir names the environment variable that gives -data-dir.
+const EnvDataDir = "DISTQ_DATA_DIR"
+
+// version is the master's module version, for the log's start records.
+func version() string {
+	if bi, ok := runtimedebug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "unknown"
+}
+
+// emptyForDemo refuses a demo over queues that hold items from before: the
+// demo checks every result it reads against the tasks it put.
+func emptyForDemo(b *queue.Broker) error {
+	for _, name := range []string{"tasks", "results"} {
+		q, err := b.Queue(name)
+		if err != nil {
+			return err
+		}
+		if st := q.Stats(); st.Ready+st.Delayed > 0 || st.Closed {
+			return fmt.Errorf("-demo needs empty, open queues, but %q (kept in -data-dir from an earlier run) holds %d items or was closed; use another -data-dir", name, st.Ready+st.Delayed)
+		}
+	}
+	return nil
+}
+
+// logKept says what a durable master keeps for its next start.
+func logKept(log hclog.Logger, b *queue.Broker, dir string) {
+	for _, q := range b.Queues() {
+		st := q.Stats()
+		if n := st.Ready + st.Leased + st.Delayed; n > 0 {
+			log.Info("items kept on disk for the next start", "queue", st.Name, "items", n, "delayed", st.Delayed, "dir", dir)
+		}
+	}
 }
 
 // incarnation draws this run's incarnation (queue.Config.Incarnation): at
@@ -475,6 +574,7 @@ func (m *Main) runDemo(ctx context.Context, b *queue.Broker, log hclog.Logger) e
 		Results:    results,
 		Logger:     log.Named("demo"),
 		CloseTasks: true,
+		Sync:       b.Sync,
 	}
 	bar := m.demoProgress == "bar"
 	if m.demoProgress == "auto" {

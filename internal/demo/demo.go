@@ -37,7 +37,16 @@ type Config struct {
 	// slaves end by themselves when the work is done. Default true in the
 	// master.
 	CloseTasks bool
+	// Sync, if set, waits until the master's changes so far are durable
+	// (queue.Broker.Sync): a durable master's demo counts a put as done,
+	// and a result as read, only then, as a client's answers would.
+	Sync func(context.Context) error
 }
+
+// syncEvery is how many put batches the demo's producer keeps in flight
+// before it waits for them to be durable: a pipelining producer, not one
+// that pays a disk sync per batch.
+const syncEvery = 8
 
 // checker matches results to tasks. The task queue hands out increasing
 // ids, so expectations live in slices indexed from the first id: a map of
@@ -253,6 +262,7 @@ func produce(ctx context.Context, cfg Config, chk *checker) error {
 	const batch = 1000
 	msgs := make([]queue.Message, 0, batch)
 	squares := make([]int64, 0, batch)
+	batches := 0
 	for sent := 0; sent < cfg.N; {
 		msgs, squares = msgs[:0], squares[:0]
 		// One buffer per batch holds its payloads, as on the wire.
@@ -270,6 +280,11 @@ func produce(ctx context.Context, cfg Config, chk *checker) error {
 			return fmt.Errorf("demo: put tasks: %w", err)
 		}
 		sent += len(msgs)
+		if batches++; cfg.Sync != nil && (batches%syncEvery == 0 || sent >= cfg.N) {
+			if err := cfg.Sync(ctx); err != nil {
+				return fmt.Errorf("demo: put tasks: %w", err)
+			}
+		}
 	}
 	if cfg.CloseTasks {
 		cfg.Tasks.Close()
@@ -286,6 +301,9 @@ func collect(ctx context.Context, cfg Config, chk *checker) error {
 		}
 		var err error
 		ds, err = cfg.Results.GetAppend(ctx, ds[:0], 4096, false, 0, true)
+		if err == nil && cfg.Sync != nil && len(ds) > 0 {
+			err = cfg.Sync(ctx) // taken with auto-ack: read once that is durable
+		}
 		if err != nil {
 			return fmt.Errorf("demo: read results: %w", err)
 		}

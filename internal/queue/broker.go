@@ -94,6 +94,9 @@ type Config struct {
 	// queue. Default 0. (Durable queues will carry their counters over
 	// restarts through them.)
 	IDBase, LeaseBase uint64
+	// Journal, if set, logs every change of the queues' logged state: the
+	// master is durable. Default: none (queues live in memory only).
+	Journal Journal
 	// State, if set, is the queues' logged state to start from: what a
 	// durable master recovered from its log. Its items are ready (or wait
 	// for their retry's due time), none leased. Default: empty.
@@ -238,6 +241,11 @@ type Broker struct {
 	// guarded by that queue's lock; the map of queues in it is made in New
 	// and only read after.
 	m *state.Machine
+	j Journal // nil: in memory only
+	// leaseHW is the highest lease id reserved in the log (see
+	// reserveLeases); leaseMu orders its reservations.
+	leaseHW atomic.Uint64
+	leaseMu sync.Mutex
 
 	mu       sync.Mutex
 	draining bool
@@ -273,6 +281,14 @@ func New(cfg Config) (*Broker, error) {
 	if b.m == nil {
 		b.m = state.New()
 	}
+	b.j = cfg.Journal
+	// Lease ids go on above those a log reserved: no lease id is given
+	// twice, across restarts too.
+	b.cfg.LeaseBase = max(b.cfg.LeaseBase, b.m.LeaseHW())
+	b.leaseHW.Store(b.cfg.LeaseBase)
+	if b.j == nil {
+		b.leaseHW.Store(math.MaxUint64) // nothing to reserve
+	}
 	for _, qc := range cfg.Queues {
 		lo, hi := cfg.retryOf(qc)
 		s := b.m.Declare(qc.Name, "")
@@ -290,6 +306,14 @@ func New(cfg Config) (*Broker, error) {
 		q.dead = dq
 		b.add(dq)
 	}
+	for _, name := range b.m.Queues() {
+		if _, ok := b.queues[name]; !ok && b.m.Queue(name).Len() > 0 {
+			// Not served, its items would be left out of the next
+			// snapshot: lost.
+			origin := strings.TrimSuffix(name, DeadSuffix)
+			return nil, fmt.Errorf("%w: the recovered state holds %d items in queue %q, which is not declared; declare queue %q (-queue) to serve them", ErrInvalid, b.m.Queue(name).Len(), name, origin)
+		}
+	}
 	for _, q := range b.order {
 		// Every item of a recovered state is ready, but the retries that
 		// wait for their due time.
@@ -301,6 +325,26 @@ func New(cfg Config) (*Broker, error) {
 		go b.scanLoop()
 	}
 	return b, nil
+}
+
+// leaseBlock is how many lease ids one reservation covers: a Leases
+// record per million deliveries.
+const leaseBlock = 1 << 20
+
+// reserveLeases logs that lease ids up to a block above q's next are
+// reserved, before q hands that one out: a restarted master starts above
+// what a log reserved, so no lease id is ever given twice. Called with
+// q.mu held.
+func (b *Broker) reserveLeases(q *Queue) {
+	b.leaseMu.Lock()
+	defer b.leaseMu.Unlock()
+	if q.nextLease <= b.leaseHW.Load() {
+		return // another queue reserved past it meanwhile
+	}
+	cmd := state.Leases{HW: q.nextLease + leaseBlock, Time: b.now()}
+	b.m.Apply(&cmd)
+	q.record(&cmd)
+	b.leaseHW.Store(cmd.HW)
 }
 
 func (b *Broker) add(q *Queue) {

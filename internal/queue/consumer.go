@@ -231,16 +231,20 @@ func (c *Consumer) Close() int {
 	// Newest first: each goes back to the front, so the items end up in
 	// the order they were leased. unlease recycles l, so prev is read first.
 	var fx effects
+	now := q.b.now()
 	n := 0
 	for l := c.ltail; l != nil; {
 		prev := l.oprev
 		id, attempt := q.unlease(l)
 		q.giveBack(id, attempt, "consumer disconnected")
+		if len(q.failed) == maxCmdItems {
+			q.fail(state.CauseDisconnected, now, &fx)
+		}
 		n++
 		l = prev
 	}
 	if n > 0 {
-		q.fail(state.CauseDisconnected, q.b.now(), &fx)
+		q.fail(state.CauseDisconnected, now, &fx)
 		q.checkDrained()
 	}
 	q.report(&fx)

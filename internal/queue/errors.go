@@ -19,6 +19,15 @@ var (
 	ErrReadOnly = errors.New("dead-letter queues take no puts")
 	// ErrInvalid: an argument the caller should have checked.
 	ErrInvalid = errors.New("invalid argument")
+	// ErrNoSpace: the master's disk is full. Puts are refused until space
+	// returns (and, once the log's reserve is in use, every change);
+	// everything already acknowledged is safe.
+	ErrNoSpace = errors.New("the master's disk is full")
+	// ErrLogUnavailable: the master cannot write its log for now; changes
+	// are refused and nothing is answered until it can.
+	ErrLogUnavailable = errors.New("the master cannot write its log")
+	// ErrLogClosed: the master's log is closed (it is stopping).
+	ErrLogClosed = errors.New("the master's log is closed")
 )
 
 // Reasons given for a refused settle.
@@ -29,4 +38,8 @@ const (
 	// ReasonIncarnation refuses a settle of a lease taken from an earlier
 	// run of the master, or that does not say which run leased it.
 	ReasonIncarnation = "leased by another run of the master (it restarted), or no incarnation given"
+	// ReasonLog refuses a settle the master cannot log now (its disk is
+	// full or failing): the item stays leased, and comes back when its
+	// lease runs out if the settle is not made again.
+	ReasonLog = "the master cannot log it now"
 )

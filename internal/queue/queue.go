@@ -144,6 +144,7 @@ type Queue struct {
 	rids    []uint64 // the acked items of replies
 	replies []Message
 	failed  []state.Failed
+	rec     []byte // the journal's record of a command, being encoded
 
 	notEmpty signal // for Get
 	notFull  signal // for Put
@@ -209,11 +210,15 @@ func (q *Queue) Put(ctx context.Context, msgs []Message, nowait bool, timeout ti
 			q.mu.Unlock()
 			return ids, fmt.Errorf("%w: %q", ErrClosed, q.name)
 		}
-		n := len(msgs)
+		n := q.b.putChunk(msgs)
 		if q.maxSize > 0 {
 			n = min(n, q.maxSize-q.ready.len())
 		}
 		if n > 0 {
+			if err := q.b.admitPut(); err != nil {
+				q.mu.Unlock()
+				return ids, err
+			}
 			ids = q.put(msgs[:n], ids)
 			msgs = msgs[n:]
 			q.readyGrew(n)
@@ -249,7 +254,11 @@ func (q *Queue) Put(ctx context.Context, msgs []Message, nowait bool, timeout ti
 func (q *Queue) put(msgs []Message, ids []uint64) []uint64 {
 	first := q.s.NextID() + 1
 	cmd := state.Put{Queue: q.name, FirstID: first, Items: msgs}
+	if q.b.durable() {
+		cmd.Time = q.b.now()
+	}
 	q.ready.added(first, len(msgs), q.s.Put(&cmd))
+	q.record(&cmd)
 	for i := range msgs {
 		ids = append(ids, first+uint64(i))
 	}
@@ -323,6 +332,9 @@ func (q *Queue) lease(owner *Consumer, now int64) Delivery {
 	l.id = it.ID
 	l.attempt = it.Attempts + 1
 	q.nextLease++
+	if q.nextLease > q.b.leaseHW.Load() {
+		q.b.reserveLeases(q)
+	}
 	l.lease = q.nextLease
 	l.owner = owner
 	l.deadline = now + int64(q.b.cfg.LeaseTime)
@@ -532,6 +544,7 @@ func (q *Queue) fail(cause state.Cause, now int64, fx *effects) {
 		d.mu.Lock()
 	}
 	q.s.Fail(&cmd, ds)
+	q.record(&cmd)
 	ready, dead := 0, 0
 	for i := range failed {
 		f := &failed[i]
@@ -578,6 +591,11 @@ func (q *Queue) expire(now int64) int {
 }
 
 func (q *Queue) expireLocked(now int64, fx *effects) {
+	if q.b.admit() != nil {
+		// The log cannot take the change: the leases stay, past their
+		// deadline, until it can (the scan loop comes back).
+		return
+	}
 	n := 0
 	for {
 		// The earlier of the two fronts, FIFO's and heap's.
@@ -591,6 +609,9 @@ func (q *Queue) expireLocked(now int64, fx *effects) {
 		id, attempt := q.unlease(l)
 		q.st.ExpiredTotal++
 		q.giveBack(id, attempt, "lease expired")
+		if len(q.failed) == maxCmdItems {
+			q.fail(state.CauseExpired, now, fx)
+		}
 		n++
 	}
 	if n > 0 {
@@ -633,6 +654,13 @@ func (q *Queue) GetAppend(ctx context.Context, buf []Delivery, max int, nowait b
 		if n := min(max, q.ready.len()); n > 0 {
 			// The clock is read when the items are taken, not when the
 			// call began: a Get that waited must not get shorter leases.
+			if autoAck {
+				// The items are settled as they are taken: a change.
+				if err := q.b.admit(); err != nil {
+					q.mu.Unlock()
+					return nil, err
+				}
+			}
 			out := q.take(slices.Grow(buf, n), n, autoAck, q.b.now())
 			q.readyShrank()
 			q.mu.Unlock()
@@ -691,6 +719,7 @@ func (q *Queue) take(out []Delivery, n int, autoAck bool, now int64) []Delivery 
 	}
 	cmd := state.Settle{Queue: q.name, Time: now, IDs: ids}
 	q.s.Settle(&cmd)
+	q.record(&cmd)
 	q.st.AckedTotal += uint64(n)
 	q.ids = ids[:0]
 	return out
@@ -796,6 +825,10 @@ func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 		}
 	}
 	lockQueues(set)
+	defer unlockQueues(set)
+	if err := q.b.admit(); err != nil {
+		return refuseAll(q, acks, func(a *Ack) (uint64, uint64) { return a.ID, a.Lease })
+	}
 	var refused []Refusal
 	fc := flightCheck{q: q}
 	// Plain acks gather in q.ids, acks with a reply in a run per reply
@@ -806,13 +839,16 @@ func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 	var run *Queue
 	runIDs := q.rids[:0]
 	replies := q.replies[:0]
+	replyBytes := 0
 	flush := func() {
 		if run == nil || len(runIDs) == 0 {
 			return
 		}
+		replyBytes = 0
 		first := run.s.NextID() + 1
 		cmd := state.SettleReply{Queue: q.name, ReplyQueue: run.name, IDs: runIDs, FirstReplyID: first, Replies: replies}
 		q.s.SettleReply(&cmd, run.s)
+		q.record(&cmd)
 		n := len(runIDs)
 		run.ready.added(first, n, run.s.InWindow(first) && run.s.InWindow(first+uint64(n)-1))
 		run.st.PutTotal += uint64(n)
@@ -839,9 +875,17 @@ func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 				flush()
 				run = r
 			}
+			if len(runIDs) == maxCmdItems || replyBytes+len(a.Reply.Payload) > maxCmdBytes {
+				flush()
+			}
 			runIDs = append(runIDs, l.id)
 			replies = append(replies, a.Reply)
+			replyBytes += len(a.Reply.Payload)
 		} else {
+			if len(settled) == maxCmdItems {
+				q.settle(settled)
+				settled = settled[:0]
+			}
 			settled = append(settled, l.id)
 		}
 		fc.settled(a.ID)
@@ -850,15 +894,30 @@ func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 	}
 	flush()
 	if len(settled) > 0 {
-		cmd := state.Settle{Queue: q.name, IDs: settled}
-		q.s.Settle(&cmd)
+		q.settle(settled)
 	}
 	q.ids = settled[:0]
 	q.rids = runIDs[:0]
 	q.replies = replies[:0]
 	q.checkDrained()
-	unlockQueues(set)
 	return refused
+}
+
+// settle applies and logs a Settle of ids, acknowledged.
+func (q *Queue) settle(ids []uint64) {
+	cmd := state.Settle{Queue: q.name, IDs: ids}
+	q.s.Settle(&cmd)
+	q.record(&cmd)
+}
+
+// refuseAll refuses every settle of a call that the log cannot take now.
+func refuseAll[T any](q *Queue, all []T, key func(*T) (id, lease uint64)) []Refusal {
+	out := make([]Refusal, 0, len(all))
+	for i := range all {
+		id, lease := key(&all[i])
+		out = q.refuse(out, id, lease, ReasonLog)
+	}
+	return out
 }
 
 // nack applies the nacks of owner's leases at now. It decides what becomes
@@ -869,6 +928,9 @@ func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 func (q *Queue) nack(owner *Consumer, nacks []Nack, now int64) []Refusal {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if err := q.b.admit(); err != nil {
+		return refuseAll(q, nacks, func(n *Nack) (uint64, uint64) { return n.ID, n.Lease })
+	}
 	var fx effects
 	var refused []Refusal
 	fc := flightCheck{q: q}
@@ -903,6 +965,9 @@ func (q *Queue) nack(owner *Consumer, nacks []Nack, now int64) []Refusal {
 			f.Due = now + int64(q.retryWait(n, attempt))
 		}
 		q.failed = append(q.failed, f)
+		if len(q.failed) == maxCmdItems {
+			q.fail(state.CauseNack, now, &fx)
+		}
 	}
 	q.fail(state.CauseNack, now, &fx)
 	q.checkDrained()
@@ -987,17 +1052,23 @@ func (q *Queue) Join(ctx context.Context, timeout time.Duration) bool {
 }
 
 // Close refuses further puts. Consumers drain what is left and then end.
-// Closing twice is harmless.
-func (q *Queue) Close() {
+// Closing twice is harmless. It fails only when the master cannot log it.
+func (q *Queue) Close() error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.s.Closed() {
-		return
+		return nil
 	}
-	q.b.m.Apply(&state.Close{Queue: q.name, Time: q.b.now()})
+	if err := q.b.admit(); err != nil {
+		return err
+	}
+	cmd := state.Close{Queue: q.name, Time: q.b.now()}
+	q.b.m.Apply(&cmd)
+	q.record(&cmd)
 	q.notFull.broadcast() // blocked puts fail now
 	q.notEmpty.broadcast()
 	q.checkDrained()
+	return nil
 }
 
 // Closed reports whether the queue was closed.
@@ -1044,16 +1115,22 @@ func (q *Queue) Requeue(ids []uint64) (int, error) {
 	set := [...]*Queue{q, d}
 	lockQueues(set[:])
 	defer unlockQueues(set[:])
+	if err := q.b.admit(); err != nil {
+		return 0, err
+	}
 	// A dead-letter queue's ready items are all named in its redo.
 	moved := d.ready.removeRedo(func(id uint64) bool { return len(ids) == 0 || want[id] })
 	if len(moved) == 0 {
 		return 0, nil
 	}
-	cmd := state.Requeue{Queue: q.name, DeadQueue: d.name, Time: now, Items: make([]state.Item, 0, len(moved))}
-	for _, id := range moved {
-		cmd.Items = append(cmd.Items, *d.s.Item(id))
+	for part := range slices.Chunk(moved, maxCmdItems) {
+		cmd := state.Requeue{Queue: q.name, DeadQueue: d.name, Time: now, Items: make([]state.Item, 0, len(part))}
+		for _, id := range part {
+			cmd.Items = append(cmd.Items, *d.s.Item(id))
+		}
+		q.s.Requeue(&cmd, d.s)
+		q.record(&cmd)
 	}
-	q.s.Requeue(&cmd, d.s)
 	for _, id := range moved {
 		q.ready.pushBack(id)
 	}

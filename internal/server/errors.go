@@ -32,6 +32,10 @@ func toStatus(err error) error {
 		code = codes.InvalidArgument
 	case errors.Is(err, queue.ErrShutdown):
 		code = codes.Unavailable
+	case errors.Is(err, queue.ErrNoSpace):
+		code = codes.ResourceExhausted
+	case errors.Is(err, queue.ErrLogUnavailable), errors.Is(err, queue.ErrLogClosed):
+		code = codes.Unavailable
 	case errors.Is(err, queue.ErrInvalid):
 		code = codes.InvalidArgument
 	case errors.Is(err, context.Canceled):

@@ -69,6 +69,12 @@ func (s *queueService) Put(stream pb.QueueService_PutServer) error {
 			return err
 		}
 		ids, err := s.put(ctx, q, msgs, req.GetNowait(), millis(req.GetTimeoutMs()))
+		if len(ids) > 0 {
+			// A durable master answers once the items are on disk.
+			if serr := s.broker.Sync(ctx); serr != nil {
+				return toStatus(serr)
+			}
+		}
 		if err != nil {
 			if len(ids) > 0 {
 				if serr := stream.Send(&pb.PutResponse{Ids: ids}); serr != nil {
@@ -267,6 +273,13 @@ func (s *queueService) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetResp
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	if req.GetAutoAck() && len(ds) > 0 {
+		// Settled as they were taken: sent once that is on disk, or a
+		// crash could hand them out again.
+		if err := s.broker.Sync(ctx); err != nil {
+			return nil, toStatus(err)
+		}
+	}
 	// Deliveries taken without auto-ack are leased: they carry the lease.
 	leaseMs := leaseMillis(s.broker.LeaseTime())
 	if req.GetPacked() {
@@ -289,6 +302,9 @@ func (s *queueService) Ack(ctx context.Context, req *pb.AckRequest) (*pb.AckResp
 	}
 	acks, refused := s.appendAcks(nil, req.GetAcks())
 	refused = append(refused, toRefused(q.Ack(acks))...)
+	if err := s.broker.Sync(ctx); err != nil {
+		return nil, toStatus(err)
+	}
 	return &pb.AckResponse{Refused: refused}, nil
 }
 
@@ -323,7 +339,11 @@ func (s *queueService) Nack(ctx context.Context, req *pb.NackRequest) (*pb.NackR
 	}); r != nil {
 		return &pb.NackResponse{Refused: r}, nil
 	}
-	return &pb.NackResponse{Refused: toRefused(q.Nack(toNacks(req.GetNacks())))}, nil
+	refused := toRefused(q.Nack(toNacks(req.GetNacks())))
+	if err := s.broker.Sync(ctx); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.NackResponse{Refused: refused}, nil
 }
 
 func (s *queueService) Extend(ctx context.Context, req *pb.ExtendRequest) (*pb.ExtendResponse, error) {
@@ -387,7 +407,12 @@ func (s *queueService) Close(ctx context.Context, req *pb.CloseRequest) (*pb.Clo
 	if err != nil {
 		return nil, err
 	}
-	q.Close()
+	if err := q.Close(); err != nil {
+		return nil, toStatus(err)
+	}
+	if err := s.broker.Sync(ctx); err != nil {
+		return nil, toStatus(err)
+	}
 	s.log.Info("queue closed by a client", "queue", q.Name(), "peer", peerAddr(ctx))
 	return &pb.CloseResponse{}, nil
 }
@@ -418,6 +443,9 @@ func (s *queueService) Requeue(ctx context.Context, req *pb.RequeueRequest) (*pb
 		return nil, err
 	}
 	n, err := q.Requeue(req.GetIds())
+	if err == nil {
+		err = s.broker.Sync(ctx)
+	}
 	if err != nil {
 		return nil, toStatus(err)
 	}

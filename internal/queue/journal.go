@@ -1,0 +1,109 @@
+package queue
+
+import (
+	"context"
+	"errors"
+
+	"github.com/distq/distq/internal/state"
+)
+
+// Journal is where a durable broker logs the commands that change the
+// queues' logged state, in the order it applies them: the master's
+// write-ahead log (internal/wal), or later a raft log. The broker applies a
+// command in memory first and appends it right after, under the locks of
+// the queues it names, so that the log's order is the order of the
+// changes; only answers wait, for the log to say their commands are
+// durable (Broker.Sync). Deliveries wait for nothing: they are not logged,
+// and a restart makes every leased item ready again.
+type Journal interface {
+	// Append logs a command's record and returns its LSN. It must not
+	// wait for I/O. It fails only once the journal is closed.
+	Append(rec []byte) (uint64, error)
+	// LastLSN is the last LSN handed out.
+	LastLSN() uint64
+	// WaitContext returns once lsn is durable, or with an error once it
+	// cannot be (the journal closed) or ctx ends.
+	WaitContext(ctx context.Context, lsn uint64) error
+	// AdmitPut says whether a command that adds items may be applied now:
+	// nil, or an error that is ErrNoSpace or ErrLogUnavailable.
+	AdmitPut() error
+	// Admit says the same of any other command.
+	Admit() error
+}
+
+// The bounds of one command: an operation on more items, or more bytes,
+// logs several. They keep every record well below a log's largest.
+const (
+	maxCmdItems = 4096
+	maxCmdBytes = 1 << 20
+)
+
+// durable reports whether the broker logs its changes.
+func (b *Broker) durable() bool { return b.j != nil }
+
+// admitPut says whether a command that adds items may be applied now.
+func (b *Broker) admitPut() error {
+	if b.j == nil {
+		return nil
+	}
+	return b.j.AdmitPut()
+}
+
+// admit says whether any other command may be applied now.
+func (b *Broker) admit() error {
+	if b.j == nil {
+		return nil
+	}
+	return b.j.Admit()
+}
+
+// Sync waits until every change made so far is durable: an operation
+// whose answer promises something (a put's ids, a unary settle, the items
+// of a get that settles them) calls it after the change and before the
+// answer. The log is one order, so waiting for its last record covers the
+// caller's. Without a journal it returns at once.
+func (b *Broker) Sync(ctx context.Context) error {
+	if b.j == nil {
+		return nil
+	}
+	return b.j.WaitContext(ctx, b.j.LastLSN())
+}
+
+// record appends c, just applied, to the journal. Called with the locks of
+// the queues c names held (q's among them; q's buffer encodes it).
+func (q *Queue) record(c state.Command) {
+	j := q.b.j
+	if j == nil {
+		return
+	}
+	q.rec = state.AppendCommand(q.rec[:0], c)
+	if _, err := j.Append(q.rec); err != nil && !errors.Is(err, ErrLogClosed) {
+		// Only a closed journal refuses a record: the master is stopping,
+		// and a change made now is not logged. It is at most the last
+		// moments of a shutdown, which a crash would lose as well.
+		// (The type is read from the record: a method call on c would make
+		// every command escape to the heap.)
+		q.b.log.Error("a change could not be logged", "queue", q.name, "command", state.Type(q.rec[0]).String(), "error", err)
+	}
+	if cap(q.rec) > 4*maxCmdBytes {
+		q.rec = nil // one outsized command does not keep its buffer
+	}
+}
+
+// putChunk is how many of msgs, from the front, one Put command takes: all
+// of them without a journal, else at most maxCmdItems items and, past the
+// first, maxCmdBytes of payload.
+func (b *Broker) putChunk(msgs []Message) int {
+	if b.j == nil {
+		return len(msgs)
+	}
+	n, size := 0, 0
+	for n < len(msgs) && n < maxCmdItems {
+		size += len(msgs[n].Payload)
+		if n > 0 && size > maxCmdBytes {
+			break
+		}
+		n++
+	}
+	return n
+}
