@@ -89,6 +89,7 @@ type Main struct {
 	fsync           string
 	fsyncInterval   time.Duration
 	salvageLog      bool
+	dedupWindow     time.Duration
 }
 
 // NewMain returns a Main writing to stdout and stderr.
@@ -191,6 +192,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.dataDir, "data-dir", os.Getenv(EnvDataDir), "keep every queue on disk in this `directory` (else $"+EnvDataDir+"; empty: queues live in memory and a restart loses them)")
 	fs.StringVar(&m.fsync, "fsync", "always", "with -data-dir, when a change counts as on disk: always (fdatasync before the answer: survives a power loss) or interval (written before the answer, synced every -fsync-interval: survives a crash of the master, not of the machine)")
 	fs.DurationVar(&m.fsyncInterval, "fsync-interval", wal.DefaultSyncInterval, "with -fsync interval, how often the log is synced")
+	fs.DurationVar(&m.dedupWindow, "dedup-window", queue.DefaultDedupWindow, "how long after a producer's last put its put sequences are remembered, so that a put it resends (its answer lost) is stored once")
 	fs.BoolVar(&m.salvageLog, "salvage-log", false, "with -data-dir, start from what is readable of a log damaged in the middle, dropping what is not (reported), instead of refusing to start")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -262,6 +264,7 @@ func (m *Main) brokerConfig(log hclog.Logger) queue.Config {
 		MaxAttempts: m.maxAttempts,
 		RetryMin:    m.retryMin,
 		RetryMax:    m.retryMax,
+		DedupWindow: m.dedupWindow,
 		Logger:      log,
 	}
 }

@@ -32,6 +32,7 @@ const (
 	DefaultMaxAttempts = 5
 	DefaultRetryMin    = 500 * time.Millisecond
 	DefaultRetryMax    = 60 * time.Second
+	DefaultDedupWindow = 10 * time.Minute
 )
 
 // MaxRetryDelay bounds every retry delay: a backoff's maximum, and the
@@ -94,6 +95,10 @@ type Config struct {
 	// queue. Default 0. (Durable queues will carry their counters over
 	// restarts through them.)
 	IDBase, LeaseBase uint64
+	// DedupWindow is how long after a producer's last put the sequences of
+	// its puts are remembered, so that its retries are stored once
+	// (PutOnce). Default 10 minutes.
+	DedupWindow time.Duration
 	// Journal, if set, logs every change of the queues' logged state: the
 	// master is durable. Default: none (queues live in memory only).
 	Journal Journal
@@ -170,6 +175,12 @@ func (c *Config) Validate() error {
 	}
 	if c.IDBase > MaxIDBase || c.LeaseBase > MaxIDBase {
 		return fmt.Errorf("%w: id base %d or lease base %d above %d", ErrInvalid, c.IDBase, c.LeaseBase, uint64(MaxIDBase))
+	}
+	if c.DedupWindow == 0 {
+		c.DedupWindow = DefaultDedupWindow
+	}
+	if c.DedupWindow < time.Second || c.DedupWindow > 7*24*time.Hour {
+		return fmt.Errorf("%w: dedup window %v out of range [1s, 168h]", ErrInvalid, c.DedupWindow)
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()

@@ -26,6 +26,12 @@ var (
 	// ErrLogUnavailable: the master cannot write its log for now; changes
 	// are refused and nothing is answered until it can.
 	ErrLogUnavailable = errors.New("the master cannot write its log")
+	// ErrPutForgotten: a retried put is older than the sequences the
+	// master remembers of its producer: storing it might store it twice.
+	ErrPutForgotten = errors.New("put sequence forgotten")
+	// ErrPutInProgress: a retried put is still under way (waiting for
+	// room): the producer should try again later.
+	ErrPutInProgress = errors.New("the same put is in progress")
 	// ErrLogClosed: the master's log is closed (it is stopping).
 	ErrLogClosed = errors.New("the master's log is closed")
 )

@@ -145,6 +145,8 @@ type Queue struct {
 	replies []Message
 	failed  []state.Failed
 	rec     []byte // the journal's record of a command, being encoded
+	// inProgress names the named puts under way (PutOnce).
+	inProgress map[putKey]struct{}
 
 	notEmpty signal // for Get
 	notFull  signal // for Put
@@ -199,16 +201,82 @@ func (q *Queue) unfinished() int { return q.ready.len() + q.nleased + len(q.dela
 // nothing. A Put that ends early has added the chunks whose ids it
 // returns, and no part of another.
 func (q *Queue) Put(ctx context.Context, msgs []Message, nowait bool, timeout time.Duration) ([]uint64, error) {
+	ids, _, err := q.PutOnce(ctx, msgs, nowait, timeout, PutID{})
+	return ids, err
+}
+
+// PutID names a put so that a retry of it is stored once: the producer
+// that sent it, its sequence number among that producer's puts into the
+// queue, and the CRC32C of its payloads (state.Put says more). The zero
+// PutID names none: the put is stored each time it is made.
+type PutID struct {
+	Producer state.Producer
+	Seq      uint64
+	CRC      uint32
+}
+
+// putKey names a put in progress.
+type putKey struct {
+	p   state.Producer
+	seq uint64
+}
+
+// PutOnce is Put for a put named by id: a retry of a put already stored,
+// whole, is answered with the ids it got (duplicate true) and stores
+// nothing; a retry of a put stored in part (it ended early: the queue was
+// full, or closed) stores the rest. A retry that arrives while the put is
+// still in progress (waiting for room) fails with ErrPutInProgress, one of
+// a sequence the queue no longer remembers with ErrPutForgotten, one whose
+// items differ (their CRC) with ErrInvalid.
+func (q *Queue) PutOnce(ctx context.Context, msgs []Message, nowait bool, timeout time.Duration, id PutID) (ids []uint64, duplicate bool, err error) {
 	if q.IsDead() {
-		return nil, fmt.Errorf("%w: %q", ErrReadOnly, q.name)
+		return nil, false, fmt.Errorf("%w: %q", ErrReadOnly, q.name)
 	}
-	ids := make([]uint64, 0, len(msgs))
+	named := id.Producer != (state.Producer{})
+	offset := 0 // the index in the request of msgs[0]
 	var timer <-chan time.Time
 	q.mu.Lock()
+	if named {
+		k := putKey{id.Producer, id.Seq}
+		if _, busy := q.inProgress[k]; busy {
+			q.mu.Unlock()
+			return nil, false, fmt.Errorf("%w: sequence %d of this producer into %q", ErrPutInProgress, id.Seq, q.name)
+		}
+		switch known, rec := q.s.Lookup(id.Producer, id.Seq); known {
+		case state.SeqForgotten:
+			q.mu.Unlock()
+			return nil, false, fmt.Errorf("%w: sequence %d into %q is older than the %d the master remembers of this producer", ErrPutForgotten, id.Seq, q.name, state.SeqsPerProducer)
+		case state.SeqStored:
+			if rec.CRC != id.CRC {
+				q.mu.Unlock()
+				return nil, false, fmt.Errorf("%w: put sequence %d into %q was stored with other items (their CRC differs): a producer must resend a put unchanged", ErrInvalid, id.Seq, q.name)
+			}
+			ids = storedIDs(rec, len(msgs))
+			if len(ids) >= len(msgs) {
+				q.mu.Unlock()
+				return ids[:len(msgs)], true, nil
+			}
+			offset = len(ids)
+			msgs = msgs[offset:]
+			duplicate = true
+		}
+		if q.inProgress == nil {
+			q.inProgress = make(map[putKey]struct{})
+		}
+		q.inProgress[k] = struct{}{}
+		defer func() {
+			q.mu.Lock()
+			delete(q.inProgress, k)
+			q.mu.Unlock()
+		}()
+	}
+	if ids == nil {
+		ids = make([]uint64, 0, len(msgs))
+	}
 	for len(msgs) > 0 {
 		if q.s.Closed() {
 			q.mu.Unlock()
-			return ids, fmt.Errorf("%w: %q", ErrClosed, q.name)
+			return ids, duplicate, fmt.Errorf("%w: %q", ErrClosed, q.name)
 		}
 		n := q.b.putChunk(msgs)
 		if q.maxSize > 0 {
@@ -217,16 +285,17 @@ func (q *Queue) Put(ctx context.Context, msgs []Message, nowait bool, timeout ti
 		if n > 0 {
 			if err := q.b.admitPut(); err != nil {
 				q.mu.Unlock()
-				return ids, err
+				return ids, duplicate, err
 			}
-			ids = q.put(msgs[:n], ids)
+			ids = q.put(msgs[:n], ids, id, offset)
 			msgs = msgs[n:]
+			offset += n
 			q.readyGrew(n)
 			continue
 		}
 		if nowait {
 			q.mu.Unlock()
-			return ids, fmt.Errorf("%w: %q holds %d items", ErrFull, q.name, q.maxSize)
+			return ids, duplicate, fmt.Errorf("%w: %q holds %d items", ErrFull, q.name, q.maxSize)
 		}
 		ch := q.notFull.wait()
 		q.mu.Unlock()
@@ -238,23 +307,45 @@ func (q *Queue) Put(ctx context.Context, msgs []Message, nowait bool, timeout ti
 		select {
 		case <-ch:
 		case <-timer:
-			return ids, fmt.Errorf("%w: %q holds %d items (waited %v)", ErrFull, q.name, q.maxSize, timeout)
+			return ids, duplicate, fmt.Errorf("%w: %q holds %d items (waited %v)", ErrFull, q.name, q.maxSize, timeout)
 		case <-ctx.Done():
-			return ids, ctx.Err()
+			return ids, duplicate, ctx.Err()
 		}
 		q.mu.Lock()
 	}
 	q.mu.Unlock()
-	return ids, nil
+	return ids, duplicate, nil
+}
+
+// storedIDs lists the ids a put named by rec got, in the order of its
+// items, as far as its chunks were stored from the first on.
+func storedIDs(rec *state.SeqRecord, max int) []uint64 {
+	ranges := slices.Clone(rec.Ranges)
+	slices.SortFunc(ranges, func(a, b state.IDRange) int { return int(int64(a.Offset) - int64(b.Offset)) })
+	var ids []uint64
+	for _, r := range ranges {
+		if int(r.Offset) != len(ids) || len(ids) >= max {
+			break // a gap: cannot happen, chunks are stored in order
+		}
+		for i := range uint64(r.N) {
+			ids = append(ids, r.FirstID+i)
+		}
+	}
+	return ids
 }
 
 // put makes every message of msgs a ready item, at the back, and appends
 // their ids to ids: one chunk of a Put, which found room for all of them,
-// and one Put command. Called with q.mu held.
-func (q *Queue) put(msgs []Message, ids []uint64) []uint64 {
+// and one Put command. A put named by id records that these are its items
+// from offset on. Called with q.mu held.
+func (q *Queue) put(msgs []Message, ids []uint64, id PutID, offset int) []uint64 {
 	first := q.s.NextID() + 1
 	cmd := state.Put{Queue: q.name, FirstID: first, Items: msgs}
-	if q.b.durable() {
+	if id.Producer != (state.Producer{}) {
+		cmd.Producer, cmd.Seq, cmd.Offset, cmd.BatchCRC = id.Producer, id.Seq, uint32(offset), id.CRC
+		cmd.DedupWindow = int64(q.b.cfg.DedupWindow)
+		cmd.Time = q.b.now()
+	} else if q.b.durable() {
 		cmd.Time = q.b.now()
 	}
 	q.ready.added(first, len(msgs), q.s.Put(&cmd))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/distq/distq/internal/clock"
+	"github.com/distq/distq/internal/state"
 )
 
 func twoQueues(t *testing.T, maxSize int) (*Broker, *clock.Manual, *Queue, *Queue) {
@@ -775,5 +776,43 @@ func TestGetAppend(t *testing.T) {
 	}
 	if got := payloads(ds[1:]); !slices.Equal(got, []string{"a", "b"}) {
 		t.Fatalf("appended %v", got)
+	}
+}
+
+// TestPutOnceInProgress: a retry of a named put that is still waiting for
+// room is refused, rather than storing its rest twice; once the first has
+// stored everything, the retry is answered with its ids.
+func TestPutOnceInProgress(t *testing.T) {
+	b, _ := newTestBroker(t, Config{Queues: []QueueConfig{{Name: "q", MaxSize: 1}}})
+	q := mustQueue(t, b, "q")
+	id := PutID{Producer: state.Producer{1}, Seq: 1, CRC: 7}
+	msgs := []Message{{Payload: []byte("a")}, {Payload: []byte("b")}}
+	type result struct {
+		ids []uint64
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ids, _, err := q.PutOnce(context.Background(), msgs, false, 0, id)
+		done <- result{ids, err}
+	}()
+	// The first put stores "a", then waits for room for "b".
+	waitFor(t, "the first item stored", func() bool { return q.Stats().PutTotal == 1 })
+	if _, _, err := q.PutOnce(context.Background(), msgs, true, 0, id); !errors.Is(err, ErrPutInProgress) {
+		t.Fatalf("retry while in progress: %v, want ErrPutInProgress", err)
+	}
+	if _, err := q.Get(context.Background(), 1, true, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || len(r.ids) != 2 {
+		t.Fatalf("first put: %v, %v", r.ids, r.err)
+	}
+	ids, dup, err := q.PutOnce(context.Background(), msgs, true, 0, id)
+	if err != nil || !dup || !slices.Equal(ids, r.ids) {
+		t.Fatalf("retry after: %v %v %v, want %v, duplicate", ids, dup, err, r.ids)
+	}
+	if st := q.Stats(); st.PutTotal != 2 {
+		t.Fatalf("stored %d items, want 2", st.PutTotal)
 	}
 }

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -39,22 +41,39 @@ func toPutMessages(req *pb.PutRequest) ([]queue.Message, error) {
 // producerIDLen is the length of PutRequest.producer_id.
 const producerIDLen = 16
 
-// checkProducer refuses a malformed producer_id or sequence (queue.proto,
-// PutRequest.producer_id). The master does not deduplicate yet: it only
-// checks them, and says nothing of dedup in its answers.
-func checkProducer(req *pb.PutRequest) error {
-	id := req.GetProducerId()
+// putID reads a put's name (queue.proto, PutRequest.producer_id and
+// sequence), refusing a malformed one; the zero PutID for a put without.
+func putID(req *pb.PutRequest) (queue.PutID, error) {
+	var id queue.PutID
+	p := req.GetProducerId()
 	switch {
-	case len(id) == 0:
-		return nil
-	case len(id) != producerIDLen:
-		return status.Errorf(codes.InvalidArgument, "distq: put: producer_id must be empty or %d bytes, not %d", producerIDLen, len(id))
-	case isZero(id):
-		return status.Errorf(codes.InvalidArgument, "distq: put: producer_id must not be all zero (16 random bytes name a producer)")
+	case len(p) == 0:
+		return id, nil
+	case len(p) != producerIDLen:
+		return id, status.Errorf(codes.InvalidArgument, "distq: put: producer_id must be empty or %d bytes, not %d", producerIDLen, len(p))
+	case isZero(p):
+		return id, status.Errorf(codes.InvalidArgument, "distq: put: producer_id must not be all zero (16 random bytes name a producer)")
 	case req.GetSequence() == 0:
-		return status.Errorf(codes.InvalidArgument, "distq: put: sequence must be at least 1 when producer_id is set")
+		return id, status.Errorf(codes.InvalidArgument, "distq: put: sequence must be at least 1 when producer_id is set")
 	}
-	return nil
+	copy(id.Producer[:], p)
+	id.Seq = req.GetSequence()
+	return id, nil
+}
+
+// castagnoli is CRC32C's table (hardware on most machines).
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// payloadsCRC is the CRC32C of a put's payloads, each preceded by its
+// length: a retry of the put must carry the same.
+func payloadsCRC(msgs []queue.Message) uint32 {
+	var crc uint32
+	var n [binary.MaxVarintLen64]byte
+	for _, m := range msgs {
+		crc = crc32.Update(crc, castagnoli, n[:binary.PutUvarint(n[:], uint64(len(m.Payload)))])
+		crc = crc32.Update(crc, castagnoli, m.Payload)
+	}
+	return crc
 }
 
 func isZero(b []byte) bool {

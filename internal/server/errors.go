@@ -32,6 +32,10 @@ func toStatus(err error) error {
 		code = codes.InvalidArgument
 	case errors.Is(err, queue.ErrShutdown):
 		code = codes.Unavailable
+	case errors.Is(err, queue.ErrPutForgotten):
+		code = codes.FailedPrecondition
+	case errors.Is(err, queue.ErrPutInProgress):
+		code = codes.Aborted
 	case errors.Is(err, queue.ErrNoSpace):
 		code = codes.ResourceExhausted
 	case errors.Is(err, queue.ErrLogUnavailable), errors.Is(err, queue.ErrLogClosed):

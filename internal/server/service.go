@@ -14,6 +14,7 @@ import (
 
 	"github.com/distq/distq/internal/queue"
 	"github.com/distq/distq/internal/ratelog"
+	"github.com/distq/distq/internal/state"
 	pb "github.com/distq/distq/proto/distq/v1"
 )
 
@@ -61,29 +62,36 @@ func (s *queueService) Put(stream pb.QueueService_PutServer) error {
 				return err
 			}
 		}
-		if err := checkProducer(req); err != nil {
+		id, err := putID(req)
+		if err != nil {
 			return err
 		}
 		msgs, err := toPutMessages(req)
 		if err != nil {
 			return err
 		}
-		ids, err := s.put(ctx, q, msgs, req.GetNowait(), millis(req.GetTimeoutMs()))
+		if id.Producer != (state.Producer{}) {
+			id.CRC = payloadsCRC(msgs)
+		}
+		ids, dup, err := s.put(ctx, q, msgs, req.GetNowait(), millis(req.GetTimeoutMs()), id)
 		if len(ids) > 0 {
-			// A durable master answers once the items are on disk.
+			// A durable master answers once the items are on disk (a
+			// duplicate's too: its first answer may have been lost
+			// before they were).
 			if serr := s.broker.Sync(ctx); serr != nil {
 				return toStatus(serr)
 			}
 		}
+		resp := &pb.PutResponse{Ids: ids, Duplicate: dup, Dedup: true}
 		if err != nil {
 			if len(ids) > 0 {
-				if serr := stream.Send(&pb.PutResponse{Ids: ids}); serr != nil {
+				if serr := stream.Send(resp); serr != nil {
 					return serr
 				}
 			}
 			return toStatus(err)
 		}
-		if err := stream.Send(&pb.PutResponse{Ids: ids}); err != nil {
+		if err := stream.Send(resp); err != nil {
 			return err
 		}
 	}
@@ -91,18 +99,22 @@ func (s *queueService) Put(stream pb.QueueService_PutServer) error {
 
 // put puts msgs, and counts the batch as a waiting call (limits.go) only if
 // the queue is full and the batch has to wait for room.
-func (s *queueService) put(ctx context.Context, q *queue.Queue, msgs []queue.Message, nowait bool, timeout time.Duration) ([]uint64, error) {
-	ids, err := q.Put(ctx, msgs, true, 0)
+func (s *queueService) put(ctx context.Context, q *queue.Queue, msgs []queue.Message, nowait bool, timeout time.Duration, id queue.PutID) ([]uint64, bool, error) {
+	ids, dup, err := q.PutOnce(ctx, msgs, true, 0, id)
 	if nowait || !errors.Is(err, queue.ErrFull) {
-		return ids, err
+		return ids, dup, err
 	}
 	release, lerr := s.limits.acquire(ctx, kindWait)
 	if lerr != nil {
-		return ids, lerr
+		return ids, dup, lerr
 	}
 	defer release()
-	more, err := q.Put(ctx, msgs[len(ids):], false, timeout)
-	return append(ids, more...), err
+	if id.Producer != (state.Producer{}) {
+		// The part stored is remembered: the retry stores the rest.
+		return q.PutOnce(ctx, msgs, false, timeout, id)
+	}
+	more, _, err := q.PutOnce(ctx, msgs[len(ids):], false, timeout, id)
+	return append(ids, more...), dup, err
 }
 
 // Consume serves one consumer. The handler goroutine sends deliveries as

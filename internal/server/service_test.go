@@ -13,6 +13,7 @@ import (
 
 	"github.com/distq/distq/internal/packed"
 	"github.com/distq/distq/internal/queue"
+	"github.com/distq/distq/internal/state"
 	pb "github.com/distq/distq/proto/distq/v1"
 )
 
@@ -212,9 +213,79 @@ func TestPutChecksProducerID(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp, err := stream.Recv()
-		if err != nil || len(resp.GetIds()) != 1 || resp.GetDedup() || resp.GetDuplicate() {
-			t.Fatalf("put %v: %v, %v; want one id, no dedup", req, resp, err)
+		if err != nil || len(resp.GetIds()) != 1 || !resp.GetDedup() || resp.GetDuplicate() {
+			t.Fatalf("put %v: %v, %v; want one id, stored once, in a master that says it deduplicates", req, resp, err)
 		}
+	}
+}
+
+// TestPutDedup: a put resent with the same producer and sequence is stored
+// once and answered with its first ids; one stored in part stores the rest;
+// one with other items is refused, and so is one older than the sequences
+// remembered.
+func TestPutDedup(t *testing.T) {
+	m := startMaster(t, masterConfig{Queues: []queue.QueueConfig{{Name: "tasks"}, {Name: "small", MaxSize: 2}}})
+	qc := m.rawClient(t)
+	pid := []byte("0123456789abcdef")
+	put := func(req *pb.PutRequest) (*pb.PutResponse, error) {
+		t.Helper()
+		stream, err := qc.Put(testContext(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			return nil, err
+		}
+		if len(resp.GetIds()) < len(req.GetItems()) {
+			_, err = stream.Recv() // the reason the rest was not stored
+		}
+		return resp, err
+	}
+	first, err := put(&pb.PutRequest{Queue: "tasks", Items: items("a", "b"), ProducerId: pid, Sequence: 1})
+	if err != nil || len(first.GetIds()) != 2 || first.GetDuplicate() {
+		t.Fatalf("first put: %v, %v", first, err)
+	}
+	again, err := put(&pb.PutRequest{Queue: "tasks", Items: items("a", "b"), ProducerId: pid, Sequence: 1})
+	if err != nil || !slices.Equal(again.GetIds(), first.GetIds()) || !again.GetDuplicate() {
+		t.Fatalf("resent put: %v, %v; want the first ids %v, duplicate", again, err, first.GetIds())
+	}
+	if st := m.queue("tasks").Stats(); st.PutTotal != 2 {
+		t.Fatalf("a resent put was stored again: %+v", st)
+	}
+	_, err = put(&pb.PutRequest{Queue: "tasks", Items: items("a", "c"), ProducerId: pid, Sequence: 1})
+	wantCode(t, err, codes.InvalidArgument)
+
+	// Stored in part: the queue had room for two of three.
+	part, err := put(&pb.PutRequest{Queue: "small", Items: items("x", "y", "z"), ProducerId: pid, Sequence: 1, Nowait: true})
+	wantCode(t, err, codes.ResourceExhausted)
+	if len(part.GetIds()) != 2 {
+		t.Fatalf("part put: %v", part)
+	}
+	if _, err := m.queue("small").Get(testContext(t), 2, true, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := put(&pb.PutRequest{Queue: "small", Items: items("x", "y", "z"), ProducerId: pid, Sequence: 1, Nowait: true})
+	if err != nil || len(rest.GetIds()) != 3 || !slices.Equal(rest.GetIds()[:2], part.GetIds()) || !rest.GetDuplicate() {
+		t.Fatalf("resent part put: %v, %v; want %v and one more", rest, err, part.GetIds())
+	}
+	if st := m.queue("small").Stats(); st.PutTotal != 3 {
+		t.Fatalf("the resent part put stored %d items in all, want 3", st.PutTotal)
+	}
+
+	// Forgotten: more than state.SeqsPerProducer puts since.
+	for seq := uint64(2); seq <= 2+state.SeqsPerProducer; seq++ {
+		if _, err := put(&pb.PutRequest{Queue: "tasks", Items: items("n"), ProducerId: pid, Sequence: seq}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = put(&pb.PutRequest{Queue: "tasks", Items: items("a", "b"), ProducerId: pid, Sequence: 1})
+	wantCode(t, err, codes.FailedPrecondition)
+	if !strings.HasPrefix(status.Convert(err).Message(), "distq: put sequence forgotten") {
+		t.Fatalf("forgotten put: %v", err)
 	}
 }
 
