@@ -402,7 +402,7 @@ func (m *Main) Run(ctx context.Context) error {
 		"lease", m.lease, "max_attempts", broker.MaxAttempts(), "retry_min", retryMin, "retry_max", retryMax,
 		"queue_retry", queueRetries(broker), "tls", tlsCfg != nil,
 		"max_conns", maxConns, "max_unauth_conns", maxUnauth, "auth_timeout", m.authTimeout,
-		"max_streams", m.maxStreams, "max_waits", m.maxWaits)
+		"max_streams", m.maxStreams, "max_waits", m.maxWaits, "data_dir", dataDirText(m.dataDir), "fsync", fsyncText(m))
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()
 
@@ -434,6 +434,24 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	log.Info("master stopped")
 	return result
+}
+
+// dataDirText names where the queues are kept, for the serving line.
+func dataDirText(dir string) string {
+	if dir == "" {
+		return "none (queues in memory: a restart loses them)"
+	}
+	return dir
+}
+
+func fsyncText(m *Main) string {
+	switch {
+	case m.dataDir == "":
+		return "n/a"
+	case m.fsync == "interval":
+		return "interval " + m.fsyncInterval.String()
+	}
+	return m.fsync
 }
 
 // EnvDataDir names the environment variable that gives -data-dir.
