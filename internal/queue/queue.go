@@ -586,8 +586,18 @@ func (q *Queue) scan(now int64) int64 {
 	q.expireLocked(now, &fx)
 	q.promoteLocked(now, &fx)
 	q.report(&fx)
-	return q.nextDeadline()
+	next := q.nextDeadline()
+	if next != 0 && next <= now {
+		// Leases past their deadline that the log could not take yet
+		// (expireLocked): look again a little later, not at once.
+		next = now + int64(blockedScan)
+	}
+	return next
 }
+
+// blockedScan is how long the scan loop waits before it tries again to
+// expire leases that the log could not take (a full or failing disk).
+const blockedScan = 100 * time.Millisecond
 
 // nextDeadline returns the earliest lease deadline or due time of a
 // delayed item (unix nanoseconds; 0 if none). Called with q.mu held.
