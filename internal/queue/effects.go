@@ -30,11 +30,19 @@ const (
 	whyFailed      = "failed permanently"
 )
 
-// report logs fx, the effects of an operation on q, in the order today's
-// lines have always come: the dead-letterings, then the expiries, then the
-// promotions. Called with q.mu held (the lines of one queue stay in order),
-// after the operation's changes.
+// report logs fx, the effects of an operation on q. Called with q.mu held
+// (the lines of one queue stay in order), after the operation's changes.
+// It is inlined, so that the hot paths, which mostly have nothing to
+// report, pay a few comparisons for it.
 func (q *Queue) report(fx *effects) {
+	if len(fx.dead) > 0 || fx.expired > 0 || fx.promoted > 0 {
+		q.logEffects(fx)
+	}
+}
+
+// logEffects logs fx in the order its lines always came: the
+// dead-letterings, then the expiries, then the promotions.
+func (q *Queue) logEffects(fx *effects) {
 	for _, d := range fx.dead {
 		// At a bounded rate: a worker that fails every task it takes would
 		// otherwise write a line per task.

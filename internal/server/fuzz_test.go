@@ -219,6 +219,8 @@ func FuzzConsumeRequest(f *testing.F) {
 		{&pb.ConsumeRequest{Queue: "tasks", Credit: 1, Extends: []*pb.Extend{{Id: 3, Lease: 3, LeaseMs: 4294967295}}}, &pb.ConsumeRequest{Queue: "results"}},
 		{&pb.ConsumeRequest{Queue: "tasks.dead", Credit: 4294967295}, &pb.ConsumeRequest{Acks: []*pb.Ack{{Id: 2, Lease: 3, ReplyQueue: "tasks"}}}},
 		{&pb.ConsumeRequest{Queue: "tasks", Acks: []*pb.Ack{{Id: 1, Lease: 1}}, Nacks: []*pb.Nack{{Id: 1, Lease: 1, Action: 7}}}, &pb.ConsumeRequest{}},
+		// A dead item nacked for a retry waits in the dead-letter queue.
+		{&pb.ConsumeRequest{Queue: "tasks.dead", Credit: 1}, &pb.ConsumeRequest{Nacks: []*pb.Nack{{Id: 2, Lease: 1}}}},
 		{&pb.ConsumeRequest{Queue: "nope", Credit: 1}, &pb.ConsumeRequest{}},
 		{&pb.ConsumeRequest{}, &pb.ConsumeRequest{}},
 	}

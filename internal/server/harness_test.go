@@ -244,8 +244,9 @@ func acksOf(ds []*pb.Delivery) []*pb.Ack {
 }
 
 // checkConservation checks the broker's books: every item put into a live
-// queue is acknowledged, ready, leased, or in its dead-letter queue (ready,
-// leased, or acknowledged from there). Call it when nothing is in motion.
+// queue is acknowledged, ready, leased, delayed, or in its dead-letter queue
+// (ready, leased, delayed, or acknowledged from there). Call it when nothing
+// is in motion.
 func checkConservation(t testing.TB, b *queue.Broker) {
 	t.Helper()
 	qs := b.Queues()
@@ -262,12 +263,14 @@ func checkConservation(t testing.TB, b *queue.Broker) {
 			t.Fatal(err)
 		}
 		dst := dq.Stats()
-		held := st.AckedTotal + uint64(st.Ready+st.Leased) + uint64(dst.Ready+dst.Leased) + dst.AckedTotal
+		// Delayed items are held too: nacked for a retry, in either queue.
+		dead := dst.Ready + dst.Leased + dst.Delayed
+		held := st.AckedTotal + uint64(st.Ready+st.Leased+st.Delayed) + uint64(dead) + dst.AckedTotal
 		if st.PutTotal != held {
 			t.Fatalf("%s: put %d items, accounted for %d: %+v / dead %+v", st.Name, st.PutTotal, held, st, dst)
 		}
-		if uint64(st.Dead) != uint64(dst.Ready+dst.Leased) {
-			t.Fatalf("%s: Dead %d, but its dead-letter queue holds %d", st.Name, st.Dead, dst.Ready+dst.Leased)
+		if st.Dead != dead {
+			t.Fatalf("%s: Dead %d, but its dead-letter queue holds %d", st.Name, st.Dead, dead)
 		}
 	}
 }
