@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -193,4 +194,47 @@ func TestRestartKeepsLoggedState(t *testing.T) {
 	if st := mustQueue(t, b, "tasks").Stats(); st.Ready != 2 || st.Delayed != 0 || st.Dead != 2 {
 		t.Fatalf("tasks after a clean stop: %+v", st)
 	}
+}
+
+// TestRestartRetryHandedBackOnce: a retry recovered from the log waits in
+// the delayed heap while the walk over new items has not yet passed it.
+// Once due, it is handed out, and when that delivery fails without a retry
+// (its lease runs out) it is ready once, not also met again by the walk:
+// it used to be delivered twice, leased twice at once.
+func TestRestartRetryHandedBackOnce(t *testing.T) {
+	j := &memJournal{}
+	cfg := Config{Queues: []QueueConfig{{Name: "tasks"}}, LeaseTime: time.Minute, Journal: j}
+	b, clk := newTestBroker(t, cfg)
+	cfg.Clock = clk
+	tasks := mustQueue(t, b, "tasks")
+	mustPut(t, tasks, msgs("a", "b", "c")...)
+	d := mustGet(t, tasks, 1, false)
+	if r := tasks.Nack([]Nack{{ID: d[0].ID, Lease: d[0].Lease, Delay: time.Second}}); r != nil {
+		t.Fatalf("Nack: %v", r)
+	}
+	logged := b.m.Canonical()
+	b.Close()
+	b = restartBroker(t, cfg, j, j.LastLSN(), nil, logged)
+	tasks = mustQueue(t, b, "tasks")
+
+	clk.Advance(time.Second)
+	if n := b.PromoteDelayed(); n != 1 {
+		t.Fatalf("PromoteDelayed = %d, want 1", n)
+	}
+	if d := mustGet(t, tasks, 1, false); len(d) != 1 || d[0].ID != 1 || d[0].Attempt != 2 {
+		t.Fatalf("the retry: %+v", d)
+	}
+	clk.Advance(time.Minute)
+	if n := b.ExpireLeases(); n != 1 {
+		t.Fatalf("ExpireLeases = %d, want 1", n)
+	}
+	mustCheck(t, tasks)
+	var got []uint64
+	for _, d := range mustGet(t, tasks, 10, false) {
+		got = append(got, d.ID)
+	}
+	if slices.Sort(got); !slices.Equal(got, []uint64{1, 2, 3}) {
+		t.Fatalf("delivered %v after the retry's lease ran out, want each of 1, 2, 3 once", got)
+	}
+	mustCheck(t, tasks)
 }
