@@ -238,3 +238,54 @@ func TestRestartRetryHandedBackOnce(t *testing.T) {
 	}
 	mustCheck(t, tasks)
 }
+
+// TestRestartRequeuedBelowTheWindow: items requeued below the window of
+// new items are kept apart from it (the state's overflow), and stay so
+// when the window empties and starts again at an older requeued id below
+// theirs. A restart must still hand them out: its walk starts at the
+// window's front and does not meet them (it used to count one ready and
+// never hand it out).
+func TestRestartRequeuedBelowTheWindow(t *testing.T) {
+	j := &memJournal{}
+	cfg := Config{Queues: []QueueConfig{{Name: "tasks"}}, Journal: j}
+	b, clk := newTestBroker(t, cfg)
+	cfg.Clock = clk
+	tasks := mustQueue(t, b, "tasks")
+	mustPut(t, tasks, numbered(1000)...) // a few blocks of the state's window
+	// The acks of the window's front blocks, and of the others.
+	var front, back []Ack
+	for _, d := range mustGet(t, tasks, 1000, false) {
+		switch {
+		case d.ID == 5 || d.ID == 7:
+			if r := tasks.Nack([]Nack{{ID: d.ID, Lease: d.Lease, Action: NackDead}}); r != nil {
+				t.Fatalf("Nack: %v", r)
+			}
+		case d.ID <= 900:
+			front = append(front, ackOf(d))
+		default:
+			back = append(back, ackOf(d))
+		}
+	}
+	if r := tasks.Ack(front); r != nil { // the window's front blocks empty: it moves past 7
+		t.Fatalf("Ack: %v", r)
+	}
+	if n, err := tasks.Requeue([]uint64{7}); n != 1 || err != nil {
+		t.Fatalf("Requeue: %d, %v", n, err)
+	}
+	if r := tasks.Ack(back); r != nil { // the window empties
+		t.Fatalf("Ack: %v", r)
+	}
+	if n, err := tasks.Requeue([]uint64{5}); n != 1 || err != nil { // and starts again at 5
+		t.Fatalf("Requeue: %d, %v", n, err)
+	}
+	logged := b.m.Canonical()
+	b.Close()
+	b = restartBroker(t, cfg, j, j.LastLSN(), nil, logged)
+	var got []uint64
+	for _, d := range mustGet(t, mustQueue(t, b, "tasks"), 10, false) {
+		got = append(got, d.ID)
+	}
+	if slices.Sort(got); !slices.Equal(got, []uint64{5, 7}) {
+		t.Fatalf("delivered %v after the restart, want 5 and 7", got)
+	}
+}
