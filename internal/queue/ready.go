@@ -49,9 +49,18 @@ func (r *readyIndex) added(first uint64, n int, inWindow bool) {
 	}
 }
 
-// pushFront makes the item id ready before every other: handed back.
+// pushFront makes the item id ready before every other: handed back. An
+// item that the walk has yet to meet (a retry recovered from the log, which
+// was handed out when due before the walk got to it) is left to the walk
+// once its failure cleared its due time: named in redo as well, it would be
+// handed out twice.
 func (r *readyIndex) pushFront(id uint64) {
 	r.n++
+	if r.ordered && id >= r.cursor && r.s.InWindow(id) {
+		if it := r.s.Item(id); it != nil && it.Due() == 0 {
+			return // the walk will meet it
+		}
+	}
 	r.redo.pushFront(id)
 }
 

@@ -262,6 +262,14 @@ func (m *Machine) ApplyFail(c *Fail) (missing int) {
 func (q *Queue) Fail(c *Fail, d *Queue) (missing int) {
 	for i := range c.Items {
 		f := &c.Items[i]
+		if f.Outcome == OutcomeDead && d != nil {
+			// The id was given to d even if the item is not here: a
+			// replay over a snapshot that read neither queue while it was
+			// dead (requeued in between) must count it as the live state
+			// did.
+			d.origin = q.name
+			d.nextID = max(d.nextID, f.ID)
+		}
 		it := q.items.Get(f.ID)
 		if it == nil {
 			missing++
@@ -269,13 +277,11 @@ func (q *Queue) Fail(c *Fail, d *Queue) (missing int) {
 		}
 		switch f.Outcome {
 		case OutcomeDead:
-			d.origin = q.name
 			moved := *it
 			q.items.Remove(f.ID)
 			moved.Attempts = f.Attempts
 			moved.setExt(moved.Headers(), f.Error, 0)
 			d.items.Put(moved)
-			d.nextID = max(d.nextID, f.ID)
 		default:
 			it.Attempts = f.Attempts
 			it.setExt(it.Headers(), f.Error, f.Due)

@@ -207,10 +207,12 @@ func (t *table) trim() {
 	}
 }
 
-// InWindow reports whether id's slot is in the window.
+// InWindow reports whether the item of id is in its window slot: a walk
+// with NextFrom meets it. An item in the overflow is not, even if the
+// window spans its id (it started again lower after it emptied).
 func (t *table) InWindow(id uint64) bool {
 	_, s := t.slot(id)
-	return s != nil
+	return s != nil && s.ID == id
 }
 
 // NextFrom returns the window's first item whose id is at least id, or nil.
