@@ -39,10 +39,18 @@ type Config struct {
 	// the next one, at least as many as that snapshot's size. Default
 	// 64 MiB.
 	SnapshotEvery int64
-	// FS and SegmentSize are the log's (tests; default the OS, 32 MiB).
+	// FS, SegmentSize and MaxRecord are the log's (tests; default the
+	// OS, 32 MiB, 8 MiB): a segment must hold the longest record, so
+	// small segments need a smaller MaxRecord.
 	FS          wal.FS
 	SegmentSize int64
-	Logger      hclog.Logger
+	MaxRecord   int
+	// SnapshotCheck is how often the snapshot loop looks at the log's
+	// size (tests; default 500 ms). With small segments and SnapshotEvery
+	// a test shortens it, or the log grows by whatever it takes between
+	// two looks.
+	SnapshotCheck time.Duration
+	Logger        hclog.Logger
 }
 
 // DefaultSnapshotEvery is Config.SnapshotEvery's default.
@@ -82,6 +90,9 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.SnapshotEvery == 0 {
 		cfg.SnapshotEvery = DefaultSnapshotEvery
 	}
+	if cfg.SnapshotCheck <= 0 {
+		cfg.SnapshotCheck = snapshotCheck
+	}
 	s := &Store{cfg: cfg, log: cfg.Logger, m: state.New(), stop: make(chan struct{}), done: make(chan struct{})}
 	begun := time.Now()
 	restore := func(snap *wal.Snapshot) error {
@@ -118,6 +129,7 @@ func Open(cfg Config) (*Store, error) {
 		FS:           cfg.FS,
 		Logger:       cfg.Logger.Named("wal"),
 		SegmentSize:  cfg.SegmentSize,
+		MaxRecord:    cfg.MaxRecord,
 		Fsync:        cfg.Fsync,
 		SyncInterval: cfg.SyncInterval,
 		Salvage:      cfg.Salvage,
@@ -179,7 +191,8 @@ func (s *Store) Start(b *queue.Broker, incarnation uint64, version string) error
 	return nil
 }
 
-// snapshotCheck is how often the loop looks at the log's size.
+// snapshotCheck is how often the loop looks at the log's size by default
+// (Config.SnapshotCheck).
 const snapshotCheck = 500 * time.Millisecond
 
 // snapshotLoop writes a snapshot whenever the log since the last one has
@@ -188,7 +201,7 @@ const snapshotCheck = 500 * time.Millisecond
 // twice the log's bytes.
 func (s *Store) snapshotLoop(b *queue.Broker) {
 	defer close(s.done)
-	t := time.NewTicker(snapshotCheck)
+	t := time.NewTicker(s.cfg.SnapshotCheck)
 	defer t.Stop()
 	failed := false
 	for {
