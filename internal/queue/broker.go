@@ -246,6 +246,8 @@ type Broker struct {
 	// reserveLeases); leaseMu orders its reservations.
 	leaseHW atomic.Uint64
 	leaseMu sync.Mutex
+	// lastLSN is the highest LSN of the records the broker appended.
+	lastLSN atomic.Uint64
 
 	mu       sync.Mutex
 	draining bool

@@ -63,10 +63,24 @@ func (b *Broker) admit() error {
 // answer. The log is one order, so waiting for its last record covers the
 // caller's. Without a journal it returns at once.
 func (b *Broker) Sync(ctx context.Context) error {
-	if b.j == nil {
+	lsn := b.lastLSN.Load()
+	if b.j == nil || lsn == 0 {
 		return nil
 	}
-	return b.j.WaitContext(ctx, b.j.LastLSN())
+	// The last LSN of the broker's own records, not the journal's: a log
+	// may add records of its own (a no-op that carries a sync mark) that
+	// it syncs only with the next real one.
+	return b.j.WaitContext(ctx, lsn)
+}
+
+// noteLSN records that the broker's record lsn was appended.
+func (b *Broker) noteLSN(lsn uint64) {
+	for {
+		at := b.lastLSN.Load()
+		if lsn <= at || b.lastLSN.CompareAndSwap(at, lsn) {
+			return
+		}
+	}
 }
 
 // record appends c, just applied, to the journal. Called with the locks of
@@ -77,7 +91,10 @@ func (q *Queue) record(c state.Command) {
 		return
 	}
 	q.rec = state.AppendCommand(q.rec[:0], c)
-	if _, err := j.Append(q.rec); err != nil && !errors.Is(err, ErrLogClosed) {
+	lsn, err := j.Append(q.rec)
+	if err == nil {
+		q.b.noteLSN(lsn)
+	} else if !errors.Is(err, ErrLogClosed) {
 		// Only a closed journal refuses a record: the master is stopping,
 		// and a change made now is not logged. It is at most the last
 		// moments of a shutdown, which a crash would lose as well.
