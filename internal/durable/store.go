@@ -65,8 +65,13 @@ type Store struct {
 	rec  *wal.Recovery
 	took time.Duration
 
-	stop     chan struct{}
-	done     chan struct{}
+	stop chan struct{}
+	done chan struct{}
+	// ctx ends at Close: a snapshot waiting for the log to sync its end
+	// gives up then, rather than hold up Close (which waits for the
+	// snapshot loop before it closes the log) on a failing disk.
+	ctx      context.Context
+	cancel   context.CancelFunc
 	started  bool
 	closeErr error
 	once     sync.Once
@@ -94,6 +99,7 @@ func Open(cfg Config) (*Store, error) {
 		cfg.SnapshotCheck = snapshotCheck
 	}
 	s := &Store{cfg: cfg, log: cfg.Logger, m: state.New(), stop: make(chan struct{}), done: make(chan struct{})}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	begun := time.Now()
 	restore := func(snap *wal.Snapshot) error {
 		for {
@@ -136,6 +142,7 @@ func Open(cfg Config) (*Store, error) {
 		LockInfo:     cfg.LockInfo,
 	}, restore, replay)
 	if err != nil {
+		s.cancel()
 		return nil, err
 	}
 	s.wal, s.rec, s.took = l, rec, time.Since(begun)
@@ -217,6 +224,9 @@ func (s *Store) snapshotLoop(b *queue.Broker) {
 			continue
 		}
 		if err := s.Snapshot(b); err != nil {
+			if s.ctx.Err() != nil {
+				return // closing: not a failure to report
+			}
 			if !failed {
 				s.log.Error("snapshot failed; the log is not compacted until one succeeds", "error", err)
 			}
@@ -237,7 +247,7 @@ func (s *Store) Snapshot(b *queue.Broker) error {
 	sink := &snapSink{l: s.wal}
 	end, err := b.Snapshot(sink)
 	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
 		err = sink.w.Commit(ctx, end)
 		cancel()
 	} else if sink.w != nil {
@@ -269,6 +279,7 @@ func (s *Store) Stats() wal.Stats { return s.wal.Stats() }
 func (s *Store) Close() error {
 	s.once.Do(func() {
 		close(s.stop)
+		s.cancel()
 		if s.started {
 			<-s.done
 		}
