@@ -2,6 +2,7 @@ package durable_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -138,4 +139,8 @@ func usage(t testing.TB, dir string) dirUsage {
 		t.Fatal(err)
 	}
 	return u
+}
+
+func refusedErr(r []queue.Refusal) error {
+	return fmt.Errorf("%d settles refused, the first %+v", len(r), r[0])
 }
