@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -67,6 +68,17 @@ type Client struct {
 	closeOnce  sync.Once
 }
 
+// reconnect bounds the connection's own backoff between attempts to reach
+// a lost master at a second. gRPC's default grows to two minutes: a
+// master back from a restart waited that long for its clients, whatever
+// the backoff of their calls (WorkerConfig.MaxBackoff, the slave's
+// -max-backoff), since a call on a connection waiting out its backoff
+// fails at once. A refused connection costs the master nothing.
+var reconnect = grpc.WithConnectParams(grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+	MinConnectTimeout: 20 * time.Second,
+})
+
 // LoadKey reads the authkey from file, or else from the environment
 // variables DISTQ_AUTHKEY_FILE or DISTQ_AUTHKEY.
 func LoadKey(file string) ([]byte, error) { return auth.LoadKey(file) }
@@ -103,6 +115,7 @@ func NewClient(addr string, opts Options) (*Client, error) {
 			Timeout:             5 * time.Second,
 			PermitWithoutStream: true,
 		}),
+		reconnect,
 	}
 	dopts = append(dopts, opts.DialOptions...)
 	conn, err := grpc.NewClient(addr, dopts...)

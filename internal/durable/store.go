@@ -39,10 +39,18 @@ type Config struct {
 	// the next one, at least as many as that snapshot's size. Default
 	// 64 MiB.
 	SnapshotEvery int64
-	// FS and SegmentSize are the log's (tests; default the OS, 32 MiB).
+	// FS, SegmentSize and MaxRecord are the log's (tests; default the
+	// OS, 32 MiB, 8 MiB): a segment must hold the longest record, so
+	// small segments need a smaller MaxRecord.
 	FS          wal.FS
 	SegmentSize int64
-	Logger      hclog.Logger
+	MaxRecord   int
+	// SnapshotCheck is how often the snapshot loop looks at the log's
+	// size (tests; default 500 ms). With small segments and SnapshotEvery
+	// a test shortens it, or the log grows by whatever it takes between
+	// two looks.
+	SnapshotCheck time.Duration
+	Logger        hclog.Logger
 }
 
 // DefaultSnapshotEvery is Config.SnapshotEvery's default.
@@ -57,8 +65,13 @@ type Store struct {
 	rec  *wal.Recovery
 	took time.Duration
 
-	stop     chan struct{}
-	done     chan struct{}
+	stop chan struct{}
+	done chan struct{}
+	// ctx ends at Close: a snapshot waiting for the log to sync its end
+	// gives up then, rather than hold up Close (which waits for the
+	// snapshot loop before it closes the log) on a failing disk.
+	ctx      context.Context
+	cancel   context.CancelFunc
 	started  bool
 	closeErr error
 	once     sync.Once
@@ -82,7 +95,11 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.SnapshotEvery == 0 {
 		cfg.SnapshotEvery = DefaultSnapshotEvery
 	}
+	if cfg.SnapshotCheck <= 0 {
+		cfg.SnapshotCheck = snapshotCheck
+	}
 	s := &Store{cfg: cfg, log: cfg.Logger, m: state.New(), stop: make(chan struct{}), done: make(chan struct{})}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	begun := time.Now()
 	restore := func(snap *wal.Snapshot) error {
 		for {
@@ -118,12 +135,14 @@ func Open(cfg Config) (*Store, error) {
 		FS:           cfg.FS,
 		Logger:       cfg.Logger.Named("wal"),
 		SegmentSize:  cfg.SegmentSize,
+		MaxRecord:    cfg.MaxRecord,
 		Fsync:        cfg.Fsync,
 		SyncInterval: cfg.SyncInterval,
 		Salvage:      cfg.Salvage,
 		LockInfo:     cfg.LockInfo,
 	}, restore, replay)
 	if err != nil {
+		s.cancel()
 		return nil, err
 	}
 	s.wal, s.rec, s.took = l, rec, time.Since(begun)
@@ -179,7 +198,8 @@ func (s *Store) Start(b *queue.Broker, incarnation uint64, version string) error
 	return nil
 }
 
-// snapshotCheck is how often the loop looks at the log's size.
+// snapshotCheck is how often the loop looks at the log's size by default
+// (Config.SnapshotCheck).
 const snapshotCheck = 500 * time.Millisecond
 
 // snapshotLoop writes a snapshot whenever the log since the last one has
@@ -188,7 +208,7 @@ const snapshotCheck = 500 * time.Millisecond
 // twice the log's bytes.
 func (s *Store) snapshotLoop(b *queue.Broker) {
 	defer close(s.done)
-	t := time.NewTicker(snapshotCheck)
+	t := time.NewTicker(s.cfg.SnapshotCheck)
 	defer t.Stop()
 	failed := false
 	for {
@@ -204,6 +224,9 @@ func (s *Store) snapshotLoop(b *queue.Broker) {
 			continue
 		}
 		if err := s.Snapshot(b); err != nil {
+			if s.ctx.Err() != nil {
+				return // closing: not a failure to report
+			}
 			if !failed {
 				s.log.Error("snapshot failed; the log is not compacted until one succeeds", "error", err)
 			}
@@ -224,7 +247,7 @@ func (s *Store) Snapshot(b *queue.Broker) error {
 	sink := &snapSink{l: s.wal}
 	end, err := b.Snapshot(sink)
 	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
 		err = sink.w.Commit(ctx, end)
 		cancel()
 	} else if sink.w != nil {
@@ -256,6 +279,7 @@ func (s *Store) Stats() wal.Stats { return s.wal.Stats() }
 func (s *Store) Close() error {
 	s.once.Do(func() {
 		close(s.stop)
+		s.cancel()
 		if s.started {
 			<-s.done
 		}

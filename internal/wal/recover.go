@@ -395,6 +395,9 @@ func (r *recoverer) find(i int, off int64, ok func(frame) bool) (pos, bool, erro
 	return pos{}, false, nil
 }
 
+// scanSkip is the run of zeros a scan skips at once.
+const scanSkip = 64 << 10
+
 // scanned is what a scan found after the end of the readable log.
 type scanned struct {
 	frames, records int
@@ -420,6 +423,17 @@ func (r *recoverer) scan(cur *segment, ci int, b []byte, off int64, later []*seg
 		found := false
 		for p := from; p+frameHeader <= int64(len(b)); {
 			lsn := frameLSN(b[p:])
+			if lsn == 0 {
+				// The unused rest of a segment is zeros: a block of them
+				// is skipped at once, since no position whose LSN word
+				// lies in it holds a frame. (Word by word, a restart on
+				// three fresh segments of 32 MiB spent 0.15 s of CPU
+				// here, and 5 to 17 s under the race detector.)
+				if q := p + 8; q+scanSkip <= int64(len(b)) && bytes.Equal(b[q:q+scanSkip], zeroBlock[:scanSkip]) {
+					p += scanSkip
+					continue
+				}
+			}
 			if lsn < e || lsn-e >= lsnWindow {
 				p += 8
 				continue
