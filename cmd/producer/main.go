@@ -54,6 +54,7 @@ type Main struct {
 	tasks         string
 	results       string
 	closeTasks    bool
+	slaves        int
 	timeout       time.Duration
 	drain         time.Duration
 	progress      time.Duration
@@ -77,6 +78,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.tasks, "queue", "tasks", "queue to put the tasks into")
 	fs.StringVar(&m.results, "reply-queue", "results", "queue the results come back in")
 	fs.BoolVar(&m.closeTasks, "close", true, "close the task queue once every task is in, so that slaves end when the work is done")
+	fs.IntVar(&m.slaves, "slaves", 0, "put the first task once `N` consumers (slaves) read the task queue (0: at once)")
 	fs.DurationVar(&m.timeout, "timeout", 30*time.Minute, "give up after this long (the summary then counts what is missing)")
 	fs.DurationVar(&m.drain, "drain", 30*time.Second, "once every answered put has its result, wait this long at most for the queues to empty, to count the results of tasks stored twice")
 	fs.DurationVar(&m.progress, "progress", 2*time.Second, "time between progress lines")
@@ -97,6 +99,8 @@ func (m *Main) ParseFlags(args []string) error {
 		return fmt.Errorf("-n %d: want 1 to %d tasks", m.n, 1<<30)
 	case m.batch < 1 || m.batch > 10000:
 		return fmt.Errorf("-batch %d: want 1 to 10000", m.batch)
+	case m.slaves < 0:
+		return fmt.Errorf("-slaves %d: want 0 or more", m.slaves)
 	case m.rate < 0:
 		return fmt.Errorf("-rate %v: want 0 or more tasks a second", m.rate)
 	case m.timeout <= 0 || m.drain <= 0 || m.progress <= 0:
@@ -146,7 +150,7 @@ func (m *Main) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
-	log.Info("producer starting", "master", m.master, "tasks", m.n, "batch", m.batch, "rate", m.rate, "tls", tlsCfg != nil)
+	log.Info("producer starting", "master", m.master, "tasks", m.n, "batch", m.batch, "rate", m.rate, "slaves", m.slaves, "tls", tlsCfg != nil)
 	sum, err := producer.Run(ctx, producer.Config{
 		Client:      client,
 		N:           m.n,
@@ -155,6 +159,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Tasks:       m.tasks,
 		Results:     m.results,
 		CloseTasks:  m.closeTasks,
+		Slaves:      m.slaves,
 		Drain:       m.drain,
 		LogInterval: m.progress,
 		Logger:      log,

@@ -37,6 +37,10 @@ type Config struct {
 	// CloseTasks closes the task queue once every task is in, so that
 	// slaves end by themselves when the work is done.
 	CloseTasks bool
+	// Slaves, if positive, holds the first put until that many consumers
+	// read the task queue, so that a run's pace does not depend on how
+	// long the slaves take to start.
+	Slaves int
 	// PutTimeout bounds one put (default 30 s); a put that runs out is
 	// unanswered, and put again.
 	PutTimeout time.Duration
@@ -83,6 +87,11 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	log := cfg.Logger
+	if cfg.Slaves > 0 {
+		if err := waitSlaves(ctx, cfg); err != nil {
+			return Summary{Tasks: cfg.N, Missing: cfg.N}, err
+		}
+	}
 	chk := newChecker(cfg.N)
 	start := time.Now()
 	summary := func() Summary {
@@ -254,6 +263,25 @@ func put(ctx context.Context, cfg Config, chk *checker) error {
 		}
 	}
 	return nil
+}
+
+// waitSlaves waits until cfg.Slaves consumers read the task queue.
+func waitSlaves(ctx context.Context, cfg Config) error {
+	cfg.Logger.Info("waiting for slaves", "slaves", cfg.Slaves)
+	tasks := cfg.Client.Queue(cfg.Tasks)
+	for {
+		st, err := tasks.Stats(ctx)
+		switch {
+		case err == nil && st.Consumers >= cfg.Slaves:
+			cfg.Logger.Info("slaves connected", "slaves", st.Consumers)
+			return nil
+		case err != nil && (distq.IsPermanent(err) || ctx.Err() != nil):
+			return fmt.Errorf("producer: waiting for %d slaves: %w", cfg.Slaves, err)
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return fmt.Errorf("producer: waiting for %d slaves: %w", cfg.Slaves, err)
+		}
+	}
 }
 
 // drain waits until nothing is left in the task queue and nothing ready or

@@ -55,8 +55,9 @@ func dial(t *testing.T, addr string) *distq.Client {
 	return c
 }
 
-// A run against a master with a squaring worker: every task comes back
-// once and right, the task queue is closed, and the worker ends.
+// A run against a master with a squaring worker, once the worker reads
+// the task queue: every task comes back once and right, the task queue is
+// closed, and the worker ends.
 func TestRun(t *testing.T) {
 	addr, b := startMaster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -73,7 +74,7 @@ func TestRun(t *testing.T) {
 	}
 	workerDone := make(chan error, 1)
 	go func() { workerDone <- w.Run(ctx) }()
-	s, err := Run(ctx, Config{Client: dial(t, addr), N: 3000, Batch: 64, CloseTasks: true, Drain: 5 * time.Second, Logger: testlog.New(t, "producer")})
+	s, err := Run(ctx, Config{Client: dial(t, addr), N: 3000, Batch: 64, CloseTasks: true, Slaves: 1, Drain: 5 * time.Second, Logger: testlog.New(t, "producer")})
 	if err != nil {
 		t.Fatal(err)
 	}

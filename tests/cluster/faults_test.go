@@ -99,11 +99,12 @@ func TestRestartMaster(t *testing.T) {
 		"DISTQ_DEMO_TASKS":     "0",
 		"DISTQ_LEASE":          "5s",
 		"DISTQ_PRODUCER_TASKS": strconv.Itoa(n),
-		// Puts last about 10 s, so that the kill, 2 to 4 s in, lands while
-		// they go on; the slaves do about half as many a second, so that a
-		// backlog is queued when it lands.
-		"DISTQ_PRODUCER_RATE": "2000",
-		"DISTQ_SLAVE_DELAY":   "2ms",
+		// Puts start once the 3 slaves are in and last about 10 s, so
+		// that the kill, about 2 s in, lands while they go on; the slaves
+		// do about half as many a second, so that a backlog is queued.
+		"DISTQ_PRODUCER_SLAVES": "3",
+		"DISTQ_PRODUCER_RATE":   "2000",
+		"DISTQ_SLAVE_DELAY":     "2ms",
 	})
 	c.compose("up", "-d", "--scale", "slave=3")
 	name := c.container("master", 1)
@@ -114,7 +115,7 @@ func TestRestartMaster(t *testing.T) {
 		slaves[i] = c.follow(c.container("slave", i+1))
 		slaves[i].waitFor("receiving tasks", 1, time.Minute)
 	}
-	producer.waitFor("producer: progress", 1, time.Minute)
+	producer.waitFor("producer: progress", producer.count("producer: progress")+1, time.Minute)
 	if producer.count("all tasks put and answered") > 0 {
 		t.Fatalf("the producer had put every task before the kill: the fault did not land mid-run")
 	}
