@@ -61,7 +61,7 @@ proto-check: tools
 	if diff -r -q $$tmp/proto proto --exclude='*.proto' >/dev/null; then echo "proto: generated code is up to date"; \
 	else echo "proto: generated code is stale; run 'make proto' and commit"; diff -r $$tmp/proto proto --exclude='*.proto' | head -40; exit 1; fi
 
-## images: static binaries and the FROM scratch images distq-master, distq-slave.
+## images: static binaries and the FROM scratch images distq-master, distq-slave, distq-producer.
 images:
 	./scripts/images.sh
 

@@ -3,6 +3,7 @@
 package cluster
 
 import (
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -10,13 +11,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	prod "github.com/distq/distq/internal/producer"
 )
 
 // Slaves slowed to about 1,000 tasks/s per slot, so that a run lasts long
-// enough for a fault to land in the middle of it.
-func slowCluster(t *testing.T, tasks int, lease string) *cluster {
+// enough for a fault to land in the middle of it. The demo starts once
+// slaves read the task queue: on a busy machine their containers can start
+// seconds after the master's, and the run would be half over.
+func slowCluster(t *testing.T, tasks int, lease string, slaves int) *cluster {
 	return newCluster(t, map[string]string{
 		"DISTQ_DEMO_TASKS":  strconv.Itoa(tasks),
+		"DISTQ_DEMO_SLAVES": strconv.Itoa(slaves),
 		"DISTQ_LEASE":       lease,
 		"DISTQ_SLAVE_DELAY": "1ms",
 	})
@@ -26,7 +32,7 @@ func slowCluster(t *testing.T, tasks int, lease string) *cluster {
 // connection drops, and the others redo them.
 func TestKillSlave(t *testing.T) {
 	const n = 20000
-	c := slowCluster(t, n, "5s")
+	c := slowCluster(t, n, "5s", 3)
 	c.compose("up", "-d", "--scale", "slave=3")
 	master := c.follow(c.container("master", 1))
 	victim := c.follow(c.container("slave", 1))
@@ -42,7 +48,7 @@ func TestKillSlave(t *testing.T) {
 // redone elsewhere, and when it is reconnected its late acks are refused.
 func TestPartitionSlave(t *testing.T) {
 	const n = 20000
-	c := slowCluster(t, n, "2s")
+	c := slowCluster(t, n, "2s", 3)
 	c.compose("up", "-d", "--scale", "slave=3")
 	master := c.follow(c.container("master", 1))
 	name := c.container("slave", 2)
@@ -70,7 +76,7 @@ func TestPartitionSlave(t *testing.T) {
 // A paused slave (a hung process) past its lease: the same.
 func TestPauseSlave(t *testing.T) {
 	const n = 20000
-	c := slowCluster(t, n, "2s")
+	c := slowCluster(t, n, "2s", 3)
 	c.compose("up", "-d", "--scale", "slave=3")
 	master := c.follow(c.container("master", 1))
 	name := c.container("slave", 3)
@@ -85,12 +91,117 @@ func TestPauseSlave(t *testing.T) {
 	}
 }
 
-// The master restarts mid-run: it loses its in-memory queues (it says how
-// many items), the slaves reconnect with backoff and authenticate again,
-// and the new master's run completes with them.
+// The master is killed (SIGKILL) mid-run and started again on its volume:
+// it recovers its queues from /data, the slaves and a producer of its own
+// (the master's demo would die with it) reconnect by themselves, and every
+// put the master answered has exactly one result, the right one.
 func TestRestartMaster(t *testing.T) {
 	const n = 20000
-	c := slowCluster(t, n, "5s")
+	c := newCluster(t, map[string]string{
+		"COMPOSE_PROFILES":     "producer",
+		"DISTQ_DEMO_TASKS":     "0",
+		"DISTQ_LEASE":          "5s",
+		"DISTQ_PRODUCER_TASKS": strconv.Itoa(n),
+		// Puts start once the 3 slaves are in and last about 10 s, so
+		// that the kill, about 2 s in, lands while they go on; the slaves
+		// do about half as many a second, so that a backlog is queued.
+		"DISTQ_PRODUCER_SLAVES": "3",
+		"DISTQ_PRODUCER_RATE":   "2000",
+		"DISTQ_SLAVE_DELAY":     "2ms",
+	})
+	c.compose("up", "-d", "--scale", "slave=3")
+	name := c.container("master", 1)
+	master := c.follow(name)
+	producer := c.follow(c.container("producer", 1))
+	slaves := make([]*follower, 3)
+	for i := range slaves {
+		slaves[i] = c.follow(c.container("slave", i+1))
+		slaves[i].waitFor("receiving tasks", 1, time.Minute)
+	}
+	producer.waitFor("producer: progress", producer.count("producer: progress")+1, time.Minute)
+	if producer.count("all tasks put and answered") > 0 {
+		t.Fatalf("the producer had put every task before the kill: the fault did not land mid-run")
+	}
+	docker(t, "kill", "-s", "KILL", name)
+	if code := exitCode(t, name, time.Minute); code != 137 {
+		t.Errorf("the killed master exited %d; want 137 (SIGKILL)", code)
+	}
+	docker(t, "start", name)
+	master = c.follow(name) // the log now spans both runs
+	master.waitFor("master serving", 2, time.Minute)
+	if code := exitCode(t, c.container("producer", 1), 5*time.Minute); code != 0 {
+		t.Errorf("the producer exited %d; want 0", code)
+	}
+	producer.waitFor("producer put again after no answer", 1, 30*time.Second)
+	s, err := prod.ParseSummary(producer.text())
+	if err != nil {
+		t.Fatalf("producer log: %v", err)
+	}
+	recovered := recoveredItems(t, master.text())
+	t.Logf("checked: %d tasks, %d puts answered, %d results exactly once and right (%d wrong, %d duplicate, %d missing); "+
+		"%d items put again after no answer, %d stored twice, %d tasks done again, %d results read again, %d result ids given twice; "+
+		"the master recovered %d items",
+		s.Tasks, s.Answered, s.Exact, s.Wrong, s.Duplicates, s.Missing, s.Resent, s.Extra, s.Redone, s.Reread, s.IDsReused, recovered)
+	fmt.Printf("%s: checked %d tasks, %d answered puts with exactly one right result after a SIGKILL of the master, which recovered %d items; "+
+		"%d items put again after no answer (%d stored twice), %d tasks done again, %d results read again\n",
+		t.Name(), s.Tasks, s.Exact, recovered, s.Resent, s.Extra, s.Redone, s.Reread)
+	if !s.OK() || s.Tasks != n {
+		t.Errorf("producer summary %+v: want all %d answered puts with exactly one right result", s, n)
+	}
+	if s.Resent == 0 {
+		t.Errorf("no put went unanswered: the kill did not land while the producer was putting")
+	}
+	if recovered == 0 {
+		t.Errorf("the restarted master recovered no items")
+	}
+	// The slaves reconnected by themselves and ended with the work.
+	for i, sl := range slaves {
+		if code := exitCode(t, c.container("slave", i+1), time.Minute); code != 0 {
+			t.Errorf("slave %d exited %d; want 0", i+1, code)
+		}
+		if sl.count("master unreachable; retrying") == 0 {
+			t.Errorf("slave %d never backed off while the master was away", i+1)
+		}
+		if sl.count("receiving tasks") < 2 && sl.count("queue closed and drained; worker done") == 0 {
+			t.Errorf("slave %d did not come back to the restarted master", i+1)
+		}
+	}
+	if producer.count("master unreachable; retrying") == 0 {
+		t.Errorf("the producer's result reader never backed off while the master was away")
+	}
+}
+
+var recoveredLine = regexp.MustCompile(`master\.data: data recovered: .*\bitems=(\d+)`)
+
+// recoveredItems is what the last "data recovered" line of a master's log
+// says it recovered; it fails unless there are two (a start on an empty
+// volume, and the restart).
+func recoveredItems(t *testing.T, log string) int {
+	t.Helper()
+	m := recoveredLine.FindAllStringSubmatch(log, -1)
+	if len(m) != 2 {
+		t.Fatalf("%d \"data recovered\" lines in the master's log; want 2 (a start and a restart)", len(m))
+	}
+	if m[0][1] != "0" {
+		t.Errorf("the first master started with %s items on a new volume; want 0", m[0][1])
+	}
+	n, _ := strconv.Atoi(m[1][1])
+	return n
+}
+
+// The in-memory master (no volume: DISTQ_MASTER_DATA_DIR set and empty)
+// restarts mid-run: it loses its queues (it says how many items), the
+// slaves reconnect with backoff and authenticate again, and the new
+// master's demo completes with them.
+func TestRestartMasterInMemory(t *testing.T) {
+	const n = 20000
+	c := newCluster(t, map[string]string{
+		"DISTQ_DEMO_TASKS":      strconv.Itoa(n),
+		"DISTQ_DEMO_SLAVES":     "3",
+		"DISTQ_LEASE":           "5s",
+		"DISTQ_SLAVE_DELAY":     "1ms",
+		"DISTQ_MASTER_DATA_DIR": "",
+	})
 	c.compose("up", "-d", "--scale", "slave=3")
 	master := c.follow(c.container("master", 1))
 	slave := c.follow(c.container("slave", 1))
@@ -103,6 +214,9 @@ func TestRestartMaster(t *testing.T) {
 	if !strings.Contains(master.text(), "items dropped at exit: queues are in memory") {
 		t.Errorf("the first master did not say what it dropped at exit")
 	}
+	if strings.Contains(master.text(), "data recovered") {
+		t.Errorf("the master kept its queues on disk; want them in memory")
+	}
 	c.checkDemo(master, n)
 	if slave.count("master unreachable; retrying") == 0 {
 		t.Errorf("the slave never backed off while the master was away")
@@ -114,6 +228,7 @@ func TestScaleSlaves(t *testing.T) {
 	const n = 40000
 	c := newCluster(t, map[string]string{
 		"DISTQ_DEMO_TASKS":  strconv.Itoa(n),
+		"DISTQ_DEMO_SLAVES": "1",
 		"DISTQ_LEASE":       "5s",
 		"DISTQ_SLAVE_DELAY": "2ms",
 	})
@@ -135,12 +250,19 @@ func TestScaleSlaves(t *testing.T) {
 	c.checkDemo(master, n)
 }
 
-var progressLine = regexp.MustCompile(`(\S+) \[INFO\]\s+master\.demo: progress: done=(\d+)`)
+var progressLine = regexp.MustCompile(`(\S+) \[INFO\]\s+master\.demo: progress: done=(\d+) total=(\d+)`)
 
-// rate is the throughput between the last two progress lines of the log.
+// rate is the throughput between the last two progress lines of the log,
+// leaving out the line the demo prints when it is done (not on its 2 s
+// tick, and after the slaves have run out of work).
 func rate(t *testing.T, log string) float64 {
 	t.Helper()
-	m := progressLine.FindAllStringSubmatch(log, -1)
+	var m [][]string
+	for _, l := range progressLine.FindAllStringSubmatch(log, -1) {
+		if l[2] != l[3] {
+			m = append(m, l)
+		}
+	}
 	if len(m) < 2 {
 		t.Fatalf("fewer than two progress lines in the master's log")
 	}
@@ -159,7 +281,7 @@ func rate(t *testing.T, log string) float64 {
 // published port with the same key and does its share.
 func TestSlaveFromHost(t *testing.T) {
 	const n = 20000
-	c := slowCluster(t, n, "5s")
+	c := slowCluster(t, n, "5s", 1)
 	c.compose("up", "-d", "--scale", "slave=1")
 	master := c.follow(c.container("master", 1))
 	master.waitFor("master serving", 1, time.Minute)

@@ -2,9 +2,11 @@
 
 // Package cluster runs the docker-compose demo cluster and injects the
 // faults that hosts and networks cause: a killed slave, a partitioned slave,
-// a paused slave, a restarted master, slaves scaled up mid-run, and a slave
-// joining from outside compose. Each test checks from the master's own
-// verification that every task's result arrived exactly once and right.
+// a paused slave, a master killed and started again on its volume, an
+// in-memory master restarted, slaves scaled up mid-run, and a slave joining
+// from outside compose. Each test checks from the master's own verification
+// (its demo), or from the producer's where the master is killed, that every
+// task's result arrived exactly once and right.
 //
 // Run with `make test-cluster` (it builds the images first).
 package cluster
