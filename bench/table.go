@@ -70,7 +70,7 @@ func WriteTables(w io.Writer, r *Report) {
 		mode = "quick"
 	}
 	fmt.Fprintf(w, "distq benchmark (%s run, %s UTC)\n", mode, r.Started.Format("2006-01-02 15:04"))
-	fmt.Fprintf(w, "machine: %s, %d cores, kernel %s\n", m.CPU, m.Cores, m.Kernel)
+	fmt.Fprintf(w, "machine: %s, %d cores, kernel %s, system temp dir (the durable scenarios' data dirs) on %s\n", m.CPU, m.Cores, m.Kernel, orDash(m.TempFS))
 	fmt.Fprintf(w, "go: %s   python: %s   commit: %s   slave -prefetch %d, %d runs each\n\n",
 		m.Go, m.Python, orDash(m.Commit), r.Settings.Prefetch, r.Settings.Runs)
 
