@@ -18,9 +18,12 @@ const (
 	scenarioLatency  = "latency"
 	scenarioMemory   = "memory"
 	scenarioMany     = "many-slaves"
+	// The durable queues of issue 9 (master -data-dir).
+	scenarioDurable = "durable"
 )
 
-var allScenarios = []string{scenarioDemo, scenarioPython, scenarioProducer, scenarioLatency, scenarioMemory, scenarioMany}
+var allScenarios = []string{scenarioDemo, scenarioPython, scenarioProducer, scenarioDurable, scenarioLatency,
+	scenarioMemory, scenarioMany}
 
 // Config is the suite's command line. Zero sizes take the defaults of the
 // full or the -quick run.

@@ -23,3 +23,10 @@ func TestManyPrefetchFlag(t *testing.T) {
 		}
 	}
 }
+
+func TestDurableFlags(t *testing.T) {
+	c, err := ParseConfig([]string{"-only", "durable"}, io.Discard)
+	if err != nil || !c.runs(scenarioDurable) || c.runs(scenarioDemo) {
+		t.Fatalf("-only durable: %v, %v", c.Only, err)
+	}
+}

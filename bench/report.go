@@ -64,6 +64,14 @@ type ThroughputRow struct {
 	GRPCFloor float64 `json:"grpc_floor_tasks_per_s,omitempty"`
 	// Estimate combines the floor with the 2-slave demo (see manyEstimate).
 	Estimate float64 `json:"estimate_tasks_per_s,omitempty"`
+	// VsInMemory is Median / the in-memory median measured interleaved
+	// with it (durable rows only), and Goal the least it should be.
+	VsInMemory float64 `json:"vs_in_memory,omitempty"`
+	Goal       float64 `json:"goal_vs_in_memory,omitempty"`
+	// InMemory is that in-memory median (durable rows only).
+	InMemory float64 `json:"in_memory_tasks_per_s,omitempty"`
+	// DiskBytes is the data dir's size after a run (durable rows only).
+	DiskBytes int64 `json:"data_dir_bytes,omitempty"`
 }
 
 // LatencyRow is one open-loop latency phase.

@@ -121,6 +121,7 @@ func (s *Suite) runAll(ctx context.Context) error {
 		{scenarioDemo, s.demo},
 		{scenarioPython, s.python},
 		{scenarioProducer, s.producer},
+		{scenarioDurable, s.durable},
 		{scenarioLatency, s.latency},
 		{scenarioMemory, s.memory},
 		{scenarioMany, s.many},

@@ -90,6 +90,8 @@ func WriteTables(w io.Writer, r *Report) {
 		t.Render(w)
 	}
 
+	writeDurable(w, r)
+
 	if len(r.Latency) > 0 {
 		fmt.Fprintln(w, "\nLATENCY (put → result, master + 2 slaves, open loop)")
 		t := &Table{
@@ -129,6 +131,31 @@ func WriteTables(w io.Writer, r *Report) {
 		fmt.Fprintln(w, "\nFAILED: "+firstLine(r.Failure))
 	}
 	fmt.Fprintln(w)
+}
+
+// writeDurable prints the durable rows against the in-memory figure
+// measured interleaved with them.
+func writeDurable(w io.Writer, r *Report) {
+	t := &Table{
+		Header: []string{"durable", "in-memory/s", "durable/s", "ratio", "goal", "verdict", "data dir after a run"},
+		Right:  map[int]bool{1: true, 2: true, 3: true, 4: true, 6: true},
+	}
+	for _, row := range r.Throughput {
+		if row.Goal == 0 {
+			continue
+		}
+		verdict := "met"
+		if row.VsInMemory < row.Goal {
+			verdict = "NOT MET"
+		}
+		t.Rows = append(t.Rows, []string{row.Config, fmtRate(row.InMemory), fmtRate(row.Median),
+			fmtRatio(row.VsInMemory), "≥ " + fmtRatio(row.Goal), verdict, fmtBytes(row.DiskBytes)})
+	}
+	if len(t.Rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nDURABLE vs IN-MEMORY (master -data-dir; medians of interleaved runs in this run)")
+	t.Render(w)
 }
 
 // fmtRate formats a rate with thousands separators ("123,456").

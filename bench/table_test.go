@@ -70,11 +70,14 @@ func TestWriteTables(t *testing.T) {
 		Memory:   []MemoryRow{{Label: "idle", RSS: 14 << 20, HWM: 14 << 20}, {Label: "1,000,000 queued", Queued: 1000000, RSS: 190 << 20, HWM: 200 << 20, BytesPerTask: 184.5}},
 		Problems: []string{"something odd"},
 	}
+	r.Throughput = append(r.Throughput, ThroughputRow{Scenario: scenarioDurable, Config: "demo K=2, fsync always", Tasks: 1000000,
+		Spread: Spread{Median: 100000}, InMemory: 200000, VsInMemory: 0.5, Goal: 0.6, DiskBytes: 96 << 20})
 	r.fillRatios()
 	var b bytes.Buffer
 	WriteTables(&b, r)
 	out := b.String()
-	for _, want := range []string{"Test CPU, 2 cores", "×50.0", "×1.00", "200,000", "700 µs", "1,000,000 queued", "184", "PROBLEMS", "- something odd"} {
+	for _, want := range []string{"Test CPU, 2 cores", "×50.0", "×1.00", "200,000", "700 µs", "1,000,000 queued", "184", "PROBLEMS", "- something odd",
+		"DURABLE vs IN-MEMORY", "×0.50", "NOT MET", "96.0 MiB"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("tables lack %q:\n%s", want, out)
 		}
