@@ -20,10 +20,11 @@ const (
 	scenarioMany     = "many-slaves"
 	// The durable queues of issue 9 (master -data-dir).
 	scenarioDurable = "durable"
+	scenarioRestart = "restart"
 )
 
 var allScenarios = []string{scenarioDemo, scenarioPython, scenarioProducer, scenarioDurable, scenarioLatency,
-	scenarioMemory, scenarioMany}
+	scenarioMemory, scenarioRestart, scenarioMany}
 
 // Config is the suite's command line. Zero sizes take the defaults of the
 // full or the -quick run.
@@ -51,6 +52,7 @@ type Config struct {
 	ManyN           int
 	ManyRuns        int
 	FloorDuration   time.Duration
+	RestartSteps    []int
 
 	Only map[string]bool // nil: every scenario
 }
@@ -81,13 +83,14 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&c.LatencyDuration, "latency-duration", 0, "length of each latency phase (default 10s, quick 3s)")
 	fs.Float64Var(&c.LowRate, "latency-rate", 1000, "rate of the first latency phase, tasks/s")
 	memSteps := fs.String("memory-steps", "", "comma-separated queued-task counts to measure (default 1000000,10000000, quick 1000000)")
-	fs.DurationVar(&c.MemBudget, "memory-budget", 0, "longest time to spend putting for one memory step (default 4m, quick 40s)")
+	fs.DurationVar(&c.MemBudget, "memory-budget", 0, "longest time to spend putting for one memory or restart step (default 4m, quick 40s)")
 	fs.IntVar(&c.ManyConsumers, "many", 0, "consumers of the many-slaves scenario (default 1000, quick 200)")
 	fs.IntVar(&c.ManyProcs, "many-procs", 4, "processes the many-slaves consumers are spread over")
 	manyPrefetch := fs.String("many-prefetch", "", "comma-separated prefetch (credit) of each many-slaves consumer, one row each (default 2,16,256, quick 2,256)")
 	fs.IntVar(&c.ManyN, "many-n", 0, "demo tasks of the many-slaves scenario (default: -demo-n)")
 	fs.IntVar(&c.ManyRuns, "many-runs", 0, "runs of the many-slaves scenario (default -runs, quick 1)")
 	fs.DurationVar(&c.FloorDuration, "floor-duration", 0, "length of each many-slaves grpc-go floor measurement (default 5s, quick 2s)")
+	restartSteps := fs.String("restart-steps", "", "comma-separated queued-item counts at which the restart scenario restarts its durable master (default 1000000,10000000, quick 1000000)")
 	only := fs.String("only", "", "comma-separated scenarios to run: "+strings.Join(allScenarios, ","))
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -100,6 +103,9 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 		return c, err
 	}
 	if c.ManyPrefetch, err = parseIncreasing("-many-prefetch", *manyPrefetch); err != nil {
+		return c, err
+	}
+	if c.RestartSteps, err = parseIncreasing("-restart-steps", *restartSteps); err != nil {
 		return c, err
 	}
 	if *only != "" {
@@ -163,6 +169,12 @@ func (c *Config) defaults() {
 			c.FloorDuration = 2 * time.Second
 		}
 	}
+	if c.RestartSteps == nil {
+		c.RestartSteps = []int{1000000, 10000000}
+		if c.Quick {
+			c.RestartSteps = []int{1000000}
+		}
+	}
 	if c.MemBudget == 0 {
 		c.MemBudget = 4 * time.Minute
 		if c.Quick {
@@ -215,5 +227,6 @@ func (c *Config) settings() Settings {
 		ManyTasks:       c.ManyN,
 		ManyRuns:        c.ManyRuns,
 		FloorSeconds:    c.FloorDuration.Seconds(),
+		RestartSteps:    c.RestartSteps,
 	}
 }

@@ -25,8 +25,20 @@ func TestManyPrefetchFlag(t *testing.T) {
 }
 
 func TestDurableFlags(t *testing.T) {
-	c, err := ParseConfig([]string{"-only", "durable"}, io.Discard)
-	if err != nil || !c.runs(scenarioDurable) || c.runs(scenarioDemo) {
-		t.Fatalf("-only durable: %v, %v", c.Only, err)
+	c, err := ParseConfig([]string{"-only", "durable,restart", "-restart-steps", "1000,5000"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.runs(scenarioDurable) || !c.runs(scenarioRestart) || c.runs(scenarioDemo) {
+		t.Errorf("-only: %v", c.Only)
+	}
+	if !slices.Equal(c.RestartSteps, []int{1000, 5000}) {
+		t.Errorf("RestartSteps %v", c.RestartSteps)
+	}
+	if c, err = ParseConfig(nil, io.Discard); err != nil || !slices.Equal(c.RestartSteps, []int{1000000, 10000000}) {
+		t.Fatalf("defaults: %v, %v", c.RestartSteps, err)
+	}
+	if c, err = ParseConfig([]string{"-quick"}, io.Discard); err != nil || !slices.Equal(c.RestartSteps, []int{1000000}) {
+		t.Fatalf("quick defaults: %v, %v", c.RestartSteps, err)
 	}
 }

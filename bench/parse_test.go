@@ -83,3 +83,15 @@ func TestCPUModel(t *testing.T) {
 		t.Errorf("cpuModel(nothing) = %q", got)
 	}
 }
+
+func TestParseRecovered(t *testing.T) {
+	stderr := "2026-11-30T10:43:55.748Z [WARN]  master: TLS is off\n" +
+		"2026-11-30T10:43:55.700Z [INFO]  master.data: data recovered: dir=/x/data-restart-1 items=1000000 records=103 log_bytes=12345 took=1.766s snapshot=snap-1\n"
+	items, took, ok := parseRecovered(stderr)
+	if !ok || items != 1000000 || took != 1766*time.Millisecond {
+		t.Errorf("parseRecovered = %d, %v, %v", items, took, ok)
+	}
+	if _, _, ok := parseRecovered("master: serving\n"); ok {
+		t.Error("parseRecovered found a line in none")
+	}
+}

@@ -19,6 +19,9 @@ type Report struct {
 	Throughput []ThroughputRow `json:"throughput"`
 	Latency    []LatencyRow    `json:"latency"`
 	Memory     []MemoryRow     `json:"memory"`
+	// Restart is the restart scenario: a master on a data dir with many
+	// items queued, started again after SIGTERM and after SIGKILL.
+	Restart []RestartRow `json:"restart,omitempty"`
 
 	// Problems are things that went wrong without spoiling a figure (a
 	// slave that did not exit by itself, a goal missed).
@@ -44,6 +47,7 @@ type Settings struct {
 	ManyTasks       int     `json:"many_tasks"`
 	ManyRuns        int     `json:"many_runs"`
 	FloorSeconds    float64 `json:"floor_seconds"`
+	RestartSteps    []int   `json:"restart_steps"`
 }
 
 // ThroughputRow is one scenario/configuration measured over several runs.
@@ -81,6 +85,27 @@ type LatencyRow struct {
 	AchievedRate float64 `json:"achieved_rate"`
 	Seconds      float64 `json:"seconds"`
 	Latencies
+}
+
+// RestartRow is one restart of a master on a data dir holding Queued
+// items.
+type RestartRow struct {
+	Queued int    `json:"queued"`
+	After  string `json:"after"` // how the previous master ended: SIGTERM or SIGKILL
+	// Seconds is from the exec of the new master to its -addr-file
+	// (written once it serves).
+	Seconds float64 `json:"seconds"`
+	// RecoverSeconds is what the master's own "data recovered" log line
+	// says the data dir took to read (0: not found).
+	RecoverSeconds float64 `json:"recover_seconds,omitempty"`
+	// Recovered is the items that line counts (-1: not found).
+	Recovered int `json:"recovered_items"`
+	// DiskBytes is the data dir's allocated size before the restart.
+	DiskBytes    int64   `json:"disk_bytes"`
+	BytesPerItem float64 `json:"disk_bytes_per_item"`
+	// StopSeconds is how long the SIGTERM took to end the previous master.
+	StopSeconds float64 `json:"stop_seconds,omitempty"`
+	Notes       string  `json:"notes,omitempty"`
 }
 
 // MemoryRow is the master's memory with a number of tasks queued.

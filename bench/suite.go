@@ -124,6 +124,7 @@ func (s *Suite) runAll(ctx context.Context) error {
 		{scenarioDurable, s.durable},
 		{scenarioLatency, s.latency},
 		{scenarioMemory, s.memory},
+		{scenarioRestart, s.restart},
 		{scenarioMany, s.many},
 	}
 	for _, st := range steps {

@@ -121,6 +121,8 @@ func WriteTables(w io.Writer, r *Report) {
 		t.Render(w)
 	}
 
+	writeRestart(w, r)
+
 	if len(r.Problems) > 0 {
 		fmt.Fprintln(w, "\nPROBLEMS")
 		for _, p := range r.Problems {
@@ -155,6 +157,27 @@ func writeDurable(w io.Writer, r *Report) {
 		return
 	}
 	fmt.Fprintln(w, "\nDURABLE vs IN-MEMORY (master -data-dir; medians of interleaved runs in this run)")
+	t.Render(w)
+}
+
+// writeRestart prints the restart scenario.
+func writeRestart(w io.Writer, r *Report) {
+	if len(r.Restart) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nRESTART (master -data-dir, %d-byte payloads queued; exec of the new master → its -addr-file)\n", memoryPayload)
+	t := &Table{
+		Header: []string{"queued", "after", "restart", "recovery (master's log)", "disk", "disk bytes/item", "notes"},
+		Right:  map[int]bool{0: true, 2: true, 3: true, 4: true, 5: true},
+	}
+	for _, x := range r.Restart {
+		rec := "-"
+		if x.RecoverSeconds > 0 {
+			rec = fmtMs(x.RecoverSeconds * 1000)
+		}
+		t.Rows = append(t.Rows, []string{fmtCount(x.Queued), x.After, fmtMs(x.Seconds * 1000), rec,
+			fmtBytes(x.DiskBytes), strconv.FormatFloat(x.BytesPerItem, 'f', 1, 64), x.Notes})
+	}
 	t.Render(w)
 }
 
