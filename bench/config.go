@@ -19,12 +19,13 @@ const (
 	scenarioMemory   = "memory"
 	scenarioMany     = "many-slaves"
 	// The durable queues of issue 9 (master -data-dir).
-	scenarioDurable = "durable"
-	scenarioRestart = "restart"
+	scenarioDurable        = "durable"
+	scenarioDurableLatency = "durable-latency"
+	scenarioRestart        = "restart"
 )
 
 var allScenarios = []string{scenarioDemo, scenarioPython, scenarioProducer, scenarioDurable, scenarioLatency,
-	scenarioMemory, scenarioRestart, scenarioMany}
+	scenarioDurableLatency, scenarioMemory, scenarioRestart, scenarioMany}
 
 // Config is the suite's command line. Zero sizes take the defaults of the
 // full or the -quick run.
@@ -53,6 +54,7 @@ type Config struct {
 	ManyRuns        int
 	FloorDuration   time.Duration
 	RestartSteps    []int
+	PutLatencyDur   time.Duration
 
 	Only map[string]bool // nil: every scenario
 }
@@ -91,6 +93,7 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.ManyRuns, "many-runs", 0, "runs of the many-slaves scenario (default -runs, quick 1)")
 	fs.DurationVar(&c.FloorDuration, "floor-duration", 0, "length of each many-slaves grpc-go floor measurement (default 5s, quick 2s)")
 	restartSteps := fs.String("restart-steps", "", "comma-separated queued-item counts at which the restart scenario restarts its durable master (default 1000000,10000000, quick 1000000)")
+	fs.DurationVar(&c.PutLatencyDur, "put-latency-duration", 0, "length of each phase of the durable-latency scenario (default 5s, quick 2s)")
 	only := fs.String("only", "", "comma-separated scenarios to run: "+strings.Join(allScenarios, ","))
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -122,8 +125,8 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 			c.Only[s] = true
 		}
 	}
-	if c.Prefetch < 0 || c.Runs < 1 || c.ManyProcs < 1 || c.LowRate <= 0 || c.FloorDuration < 0 {
-		return c, errors.New("-runs, -many-procs and -latency-rate must be positive, -prefetch and -floor-duration at least 0")
+	if c.Prefetch < 0 || c.Runs < 1 || c.ManyProcs < 1 || c.LowRate <= 0 || c.FloorDuration < 0 || c.PutLatencyDur < 0 {
+		return c, errors.New("-runs, -many-procs and -latency-rate must be positive, -prefetch, -floor-duration and -put-latency-duration at least 0")
 	}
 	c.defaults()
 	return c, nil
@@ -175,6 +178,12 @@ func (c *Config) defaults() {
 			c.RestartSteps = []int{1000000}
 		}
 	}
+	if c.PutLatencyDur == 0 {
+		c.PutLatencyDur = 5 * time.Second
+		if c.Quick {
+			c.PutLatencyDur = 2 * time.Second
+		}
+	}
 	if c.MemBudget == 0 {
 		c.MemBudget = 4 * time.Minute
 		if c.Quick {
@@ -212,21 +221,22 @@ func (c *Config) runs(s string) bool { return c.Only == nil || c.Only[s] }
 // settings is the part of the config the report records.
 func (c *Config) settings() Settings {
 	return Settings{
-		Prefetch:        c.Prefetch,
-		Runs:            c.Runs,
-		DemoTasks:       c.DemoN,
-		ProducerTasks:   c.ProducerN,
-		ProducerBatch:   c.ProducerBatch,
-		ProducerPutters: c.ProducerPutters,
-		PythonTasks:     c.PythonN,
-		LatencySeconds:  c.LatencyDuration.Seconds(),
-		MemorySteps:     c.MemSteps,
-		ManyConsumers:   c.ManyConsumers,
-		ManyProcesses:   c.ManyProcs,
-		ManyPrefetch:    c.ManyPrefetch,
-		ManyTasks:       c.ManyN,
-		ManyRuns:        c.ManyRuns,
-		FloorSeconds:    c.FloorDuration.Seconds(),
-		RestartSteps:    c.RestartSteps,
+		Prefetch:          c.Prefetch,
+		Runs:              c.Runs,
+		DemoTasks:         c.DemoN,
+		ProducerTasks:     c.ProducerN,
+		ProducerBatch:     c.ProducerBatch,
+		ProducerPutters:   c.ProducerPutters,
+		PythonTasks:       c.PythonN,
+		LatencySeconds:    c.LatencyDuration.Seconds(),
+		MemorySteps:       c.MemSteps,
+		ManyConsumers:     c.ManyConsumers,
+		ManyProcesses:     c.ManyProcs,
+		ManyPrefetch:      c.ManyPrefetch,
+		ManyTasks:         c.ManyN,
+		ManyRuns:          c.ManyRuns,
+		FloorSeconds:      c.FloorDuration.Seconds(),
+		RestartSteps:      c.RestartSteps,
+		PutLatencySeconds: c.PutLatencyDur.Seconds(),
 	}
 }

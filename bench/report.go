@@ -22,6 +22,10 @@ type Report struct {
 	// Restart is the restart scenario: a master on a data dir with many
 	// items queued, started again after SIGTERM and after SIGKILL.
 	Restart []RestartRow `json:"restart,omitempty"`
+	// PutLatency is the durable-latency scenario: one 1-item Put at a time
+	// through masters with and without -data-dir, and the disk's own
+	// fdatasync.
+	PutLatency []LatencyRow `json:"put_latency,omitempty"`
 
 	// Problems are things that went wrong without spoiling a figure (a
 	// slave that did not exit by itself, a goal missed).
@@ -32,22 +36,23 @@ type Report struct {
 
 // Settings are the sizes and knobs of the run.
 type Settings struct {
-	Prefetch        int     `json:"prefetch"`
-	Runs            int     `json:"runs"`
-	DemoTasks       int     `json:"demo_tasks"`
-	ProducerTasks   int     `json:"producer_tasks"`
-	ProducerBatch   int     `json:"producer_batch"`
-	ProducerPutters int     `json:"producer_putters"`
-	PythonTasks     int     `json:"python_tasks"`
-	LatencySeconds  float64 `json:"latency_seconds"`
-	MemorySteps     []int   `json:"memory_steps"`
-	ManyConsumers   int     `json:"many_consumers"`
-	ManyProcesses   int     `json:"many_processes"`
-	ManyPrefetch    []int   `json:"many_prefetch"`
-	ManyTasks       int     `json:"many_tasks"`
-	ManyRuns        int     `json:"many_runs"`
-	FloorSeconds    float64 `json:"floor_seconds"`
-	RestartSteps    []int   `json:"restart_steps"`
+	Prefetch          int     `json:"prefetch"`
+	Runs              int     `json:"runs"`
+	DemoTasks         int     `json:"demo_tasks"`
+	ProducerTasks     int     `json:"producer_tasks"`
+	ProducerBatch     int     `json:"producer_batch"`
+	ProducerPutters   int     `json:"producer_putters"`
+	PythonTasks       int     `json:"python_tasks"`
+	LatencySeconds    float64 `json:"latency_seconds"`
+	MemorySteps       []int   `json:"memory_steps"`
+	ManyConsumers     int     `json:"many_consumers"`
+	ManyProcesses     int     `json:"many_processes"`
+	ManyPrefetch      []int   `json:"many_prefetch"`
+	ManyTasks         int     `json:"many_tasks"`
+	ManyRuns          int     `json:"many_runs"`
+	FloorSeconds      float64 `json:"floor_seconds"`
+	RestartSteps      []int   `json:"restart_steps"`
+	PutLatencySeconds float64 `json:"put_latency_seconds"`
 }
 
 // ThroughputRow is one scenario/configuration measured over several runs.
@@ -85,6 +90,7 @@ type LatencyRow struct {
 	AchievedRate float64 `json:"achieved_rate"`
 	Seconds      float64 `json:"seconds"`
 	Latencies
+	Notes string `json:"notes,omitempty"`
 }
 
 // RestartRow is one restart of a master on a data dir holding Queued

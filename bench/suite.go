@@ -123,6 +123,7 @@ func (s *Suite) runAll(ctx context.Context) error {
 		{scenarioProducer, s.producer},
 		{scenarioDurable, s.durable},
 		{scenarioLatency, s.latency},
+		{scenarioDurableLatency, s.durableLatency},
 		{scenarioMemory, s.memory},
 		{scenarioRestart, s.restart},
 		{scenarioMany, s.many},

@@ -122,6 +122,7 @@ func WriteTables(w io.Writer, r *Report) {
 	}
 
 	writeRestart(w, r)
+	writePutLatency(w, r)
 
 	if len(r.Problems) > 0 {
 		fmt.Fprintln(w, "\nPROBLEMS")
@@ -177,6 +178,23 @@ func writeRestart(w io.Writer, r *Report) {
 		}
 		t.Rows = append(t.Rows, []string{fmtCount(x.Queued), x.After, fmtMs(x.Seconds * 1000), rec,
 			fmtBytes(x.DiskBytes), strconv.FormatFloat(x.BytesPerItem, 'f', 1, 64), x.Notes})
+	}
+	t.Render(w)
+}
+
+// writePutLatency prints the durable-latency scenario.
+func writePutLatency(w io.Writer, r *Report) {
+	if len(r.PutLatency) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nPUT LATENCY (one 1-item Put at a time, closed loop, no consumers) and the disk's fdatasync")
+	t := &Table{
+		Header: []string{"what", "ops/s", "count", "p50", "p99", "p99.9", "max", "notes"},
+		Right:  map[int]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true},
+	}
+	for _, l := range r.PutLatency {
+		t.Rows = append(t.Rows, []string{l.Label, fmtRate(l.AchievedRate), fmtCount(l.Count),
+			fmtMs(l.P50Ms), fmtMs(l.P99Ms), fmtMs(l.P999Ms), fmtMs(l.MaxMs), l.Notes})
 	}
 	t.Render(w)
 }
