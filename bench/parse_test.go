@@ -95,3 +95,14 @@ func TestParseRecovered(t *testing.T) {
 		t.Error("parseRecovered found a line in none")
 	}
 }
+
+func TestParseStatCPU(t *testing.T) {
+	stat := "1234 (my master) S 1 1234 1234 0 -1 4194560 5000 0 0 0 250 37 0 0 20 0 9 0 100 2000000 5000 18446744073709551615\n"
+	cpu, err := parseStatCPU(stat)
+	if err != nil || cpu != 2.87 {
+		t.Errorf("parseStatCPU = %v, %v; want 2.87", cpu, err)
+	}
+	if _, err := parseStatCPU("1234 (x) S 1"); err == nil {
+		t.Error("short stat accepted")
+	}
+}

@@ -97,10 +97,16 @@ type LatencyRow struct {
 // items.
 type RestartRow struct {
 	Queued int    `json:"queued"`
-	After  string `json:"after"` // how the previous master ended: SIGTERM or SIGKILL
+	After  string `json:"after"` // how the previous master ended: SIGTERM or SIGKILL ("- (empty dir)": the first start)
 	// Seconds is from the exec of the new master to its -addr-file
 	// (written once it serves).
 	Seconds float64 `json:"seconds"`
+	// CPUSeconds is the CPU time the new master had used by then (user
+	// and system, all threads): the work, whatever else the machine runs.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// RunQueueSeconds is how long its threads had waited, runnable, for
+	// a CPU the machine's other work held.
+	RunQueueSeconds float64 `json:"run_queue_seconds"`
 	// RecoverSeconds is what the master's own "data recovered" log line
 	// says the data dir took to read (0: not found).
 	RecoverSeconds float64 `json:"recover_seconds,omitempty"`

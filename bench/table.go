@@ -168,15 +168,15 @@ func writeRestart(w io.Writer, r *Report) {
 	}
 	fmt.Fprintf(w, "\nRESTART (master -data-dir, %d-byte payloads queued; exec of the new master → its -addr-file)\n", memoryPayload)
 	t := &Table{
-		Header: []string{"queued", "after", "restart", "recovery (master's log)", "disk", "disk bytes/item", "notes"},
-		Right:  map[int]bool{0: true, 2: true, 3: true, 4: true, 5: true},
+		Header: []string{"queued", "after", "restart", "recovery (master's log)", "master CPU", "run-queue wait (all threads)", "disk", "disk bytes/item", "notes"},
+		Right:  map[int]bool{0: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true},
 	}
 	for _, x := range r.Restart {
 		rec := "-"
 		if x.RecoverSeconds > 0 {
 			rec = fmtMs(x.RecoverSeconds * 1000)
 		}
-		t.Rows = append(t.Rows, []string{fmtCount(x.Queued), x.After, fmtMs(x.Seconds * 1000), rec,
+		t.Rows = append(t.Rows, []string{fmtCount(x.Queued), x.After, fmtMs(x.Seconds * 1000), rec, fmtMs(x.CPUSeconds * 1000), fmtMs(x.RunQueueSeconds * 1000),
 			fmtBytes(x.DiskBytes), strconv.FormatFloat(x.BytesPerItem, 'f', 1, 64), x.Notes})
 	}
 	t.Render(w)
