@@ -66,7 +66,8 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: distq-bench [flags]   (run the benchmarks)\n"+
-			"       distq-bench producer|latency|roundtrip|fill|consumers -master ADDR -authkey-file K ...   (a child role)\n"+
+			"       distq-bench producer|latency|roundtrip|fill|consumers|put-latency -master ADDR -authkey-file K ...   (a child role)\n"+
+			"       distq-bench fdatasync -dir DIR ...   (the disk's floor for a durable put)\n"+
 			"       distq-bench grpc-echo -addr-file F | grpc-ping -server ADDR ...   (grpc-go's benchmark service, for the floors)\n\nflags:\n")
 		fs.PrintDefaults()
 	}
