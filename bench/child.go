@@ -27,6 +27,9 @@ var subcommands = map[string]subcommand{
 	"roundtrip": runRoundTrip,
 	"grpc-echo": runGRPCEcho,
 	"grpc-ping": runGRPCPing,
+	// The durable-latency scenario's.
+	"put-latency": runPutLatency,
+	"fdatasync":   runFdatasync,
 }
 
 // childFlags are the flags every subcommand takes.

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -78,15 +79,37 @@ func (e *Env) StartEcho(ctx context.Context) (*Proc, string, error) {
 	return e.startServer(ctx, "grpc-echo", []string{e.Self, "grpc-echo"})
 }
 
+// StartMasterTimed starts a master like StartMaster, waiting up to timeout
+// for its address file, and returns how long it took from just before the
+// exec to the file's appearance (polled every millisecond): the restart
+// time of a master on a data dir.
+func (e *Env) StartMasterTimed(ctx context.Context, timeout time.Duration, extra ...string) (*Proc, string, time.Duration, error) {
+	t0 := time.Now()
+	p, addr, err := e.startServerWait(ctx, "master", append([]string{e.Master, "-listen", "127.0.0.1:0", "-authkey-file", e.KeyFile}, extra...), timeout, time.Millisecond)
+	return p, addr, time.Since(t0), err
+}
+
+// DataDir makes a fresh, empty data directory for a durable master in the
+// private temporary directory, so on the system temp dir's file system.
+// The caller removes it once done; Close removes whatever is left.
+func (e *Env) DataDir(name string) (string, error) {
+	return os.MkdirTemp(e.Dir, "data-"+name+"-")
+}
+
 // startServer runs argv with -addr-file and returns the process once it
 // has written its address there.
 func (e *Env) startServer(ctx context.Context, name string, argv []string) (*Proc, string, error) {
+	return e.startServerWait(ctx, name, argv, 15*time.Second, 5*time.Millisecond)
+}
+
+// startServerWait is startServer waiting up to timeout, polling every poll.
+func (e *Env) startServerWait(ctx context.Context, name string, argv []string, timeout, poll time.Duration) (*Proc, string, error) {
 	addrFile := filepath.Join(e.Dir, "addr-"+strconv.FormatInt(e.seq.Add(1), 10))
 	p, err := e.Procs.Start(name, append(argv, "-addr-file", addrFile)...)
 	if err != nil {
 		return nil, "", err
 	}
-	addr, err := waitAddr(ctx, p, addrFile, 15*time.Second)
+	addr, err := waitAddr(ctx, p, addrFile, timeout, poll)
 	if err != nil {
 		p.Kill()
 		return nil, "", err
@@ -94,12 +117,12 @@ func (e *Env) startServer(ctx context.Context, name string, argv []string) (*Pro
 	return p, addr, nil
 }
 
-// waitAddr polls for a server's address file; it fails at once if the
-// server exits first.
-func waitAddr(ctx context.Context, p *Proc, file string, timeout time.Duration) (string, error) {
+// waitAddr polls for a server's address file every poll; it fails at once
+// if the server exits first.
+func waitAddr(ctx context.Context, p *Proc, file string, timeout, poll time.Duration) (string, error) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
+	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	for {
 		if b, err := os.ReadFile(file); err == nil {
@@ -163,6 +186,28 @@ func StopAll(ctx context.Context, timeout time.Duration, ps ...*Proc) error {
 		}
 	}
 	return first
+}
+
+// diskUsage is the space allocated to the files under dir, as du counts
+// it (blocks, not apparent sizes).
+func diskUsage(dir string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			total += st.Blocks * 512
+		} else {
+			total += info.Size()
+		}
+		return nil
+	})
+	return total, err
 }
 
 // readStatus reads VmRSS and VmHWM of pid, in bytes.

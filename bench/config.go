@@ -18,9 +18,14 @@ const (
 	scenarioLatency  = "latency"
 	scenarioMemory   = "memory"
 	scenarioMany     = "many-slaves"
+	// The durable queues of issue 9 (master -data-dir).
+	scenarioDurable        = "durable"
+	scenarioDurableLatency = "durable-latency"
+	scenarioRestart        = "restart"
 )
 
-var allScenarios = []string{scenarioDemo, scenarioPython, scenarioProducer, scenarioLatency, scenarioMemory, scenarioMany}
+var allScenarios = []string{scenarioDemo, scenarioPython, scenarioProducer, scenarioDurable, scenarioLatency,
+	scenarioDurableLatency, scenarioMemory, scenarioRestart, scenarioMany}
 
 // Config is the suite's command line. Zero sizes take the defaults of the
 // full or the -quick run.
@@ -48,6 +53,8 @@ type Config struct {
 	ManyN           int
 	ManyRuns        int
 	FloorDuration   time.Duration
+	RestartSteps    []int
+	PutLatencyDur   time.Duration
 
 	Only map[string]bool // nil: every scenario
 }
@@ -59,7 +66,8 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: distq-bench [flags]   (run the benchmarks)\n"+
-			"       distq-bench producer|latency|roundtrip|fill|consumers -master ADDR -authkey-file K ...   (a child role)\n"+
+			"       distq-bench producer|latency|roundtrip|fill|consumers|put-latency -master ADDR -authkey-file K ...   (a child role)\n"+
+			"       distq-bench fdatasync -dir DIR ...   (the disk's floor for a durable put)\n"+
 			"       distq-bench grpc-echo -addr-file F | grpc-ping -server ADDR ...   (grpc-go's benchmark service, for the floors)\n\nflags:\n")
 		fs.PrintDefaults()
 	}
@@ -78,13 +86,15 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&c.LatencyDuration, "latency-duration", 0, "length of each latency phase (default 10s, quick 3s)")
 	fs.Float64Var(&c.LowRate, "latency-rate", 1000, "rate of the first latency phase, tasks/s")
 	memSteps := fs.String("memory-steps", "", "comma-separated queued-task counts to measure (default 1000000,10000000, quick 1000000)")
-	fs.DurationVar(&c.MemBudget, "memory-budget", 0, "longest time to spend putting for one memory step (default 4m, quick 40s)")
+	fs.DurationVar(&c.MemBudget, "memory-budget", 0, "longest time to spend putting for one memory or restart step (default 4m, quick 40s)")
 	fs.IntVar(&c.ManyConsumers, "many", 0, "consumers of the many-slaves scenario (default 1000, quick 200)")
 	fs.IntVar(&c.ManyProcs, "many-procs", 4, "processes the many-slaves consumers are spread over")
 	manyPrefetch := fs.String("many-prefetch", "", "comma-separated prefetch (credit) of each many-slaves consumer, one row each (default 2,16,256, quick 2,256)")
 	fs.IntVar(&c.ManyN, "many-n", 0, "demo tasks of the many-slaves scenario (default: -demo-n)")
 	fs.IntVar(&c.ManyRuns, "many-runs", 0, "runs of the many-slaves scenario (default -runs, quick 1)")
 	fs.DurationVar(&c.FloorDuration, "floor-duration", 0, "length of each many-slaves grpc-go floor measurement (default 5s, quick 2s)")
+	restartSteps := fs.String("restart-steps", "", "comma-separated queued-item counts at which the restart scenario restarts its durable master (default 1000000,10000000, quick 1000000)")
+	fs.DurationVar(&c.PutLatencyDur, "put-latency-duration", 0, "length of each phase of the durable-latency scenario (default 5s, quick 2s)")
 	only := fs.String("only", "", "comma-separated scenarios to run: "+strings.Join(allScenarios, ","))
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -97,6 +107,9 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 		return c, err
 	}
 	if c.ManyPrefetch, err = parseIncreasing("-many-prefetch", *manyPrefetch); err != nil {
+		return c, err
+	}
+	if c.RestartSteps, err = parseIncreasing("-restart-steps", *restartSteps); err != nil {
 		return c, err
 	}
 	if *only != "" {
@@ -113,8 +126,8 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 			c.Only[s] = true
 		}
 	}
-	if c.Prefetch < 0 || c.Runs < 1 || c.ManyProcs < 1 || c.LowRate <= 0 || c.FloorDuration < 0 {
-		return c, errors.New("-runs, -many-procs and -latency-rate must be positive, -prefetch and -floor-duration at least 0")
+	if c.Prefetch < 0 || c.Runs < 1 || c.ManyProcs < 1 || c.LowRate <= 0 || c.FloorDuration < 0 || c.PutLatencyDur < 0 {
+		return c, errors.New("-runs, -many-procs and -latency-rate must be positive, -prefetch, -floor-duration and -put-latency-duration at least 0")
 	}
 	c.defaults()
 	return c, nil
@@ -160,6 +173,18 @@ func (c *Config) defaults() {
 			c.FloorDuration = 2 * time.Second
 		}
 	}
+	if c.RestartSteps == nil {
+		c.RestartSteps = []int{1000000, 10000000}
+		if c.Quick {
+			c.RestartSteps = []int{1000000}
+		}
+	}
+	if c.PutLatencyDur == 0 {
+		c.PutLatencyDur = 5 * time.Second
+		if c.Quick {
+			c.PutLatencyDur = 2 * time.Second
+		}
+	}
 	if c.MemBudget == 0 {
 		c.MemBudget = 4 * time.Minute
 		if c.Quick {
@@ -197,20 +222,22 @@ func (c *Config) runs(s string) bool { return c.Only == nil || c.Only[s] }
 // settings is the part of the config the report records.
 func (c *Config) settings() Settings {
 	return Settings{
-		Prefetch:        c.Prefetch,
-		Runs:            c.Runs,
-		DemoTasks:       c.DemoN,
-		ProducerTasks:   c.ProducerN,
-		ProducerBatch:   c.ProducerBatch,
-		ProducerPutters: c.ProducerPutters,
-		PythonTasks:     c.PythonN,
-		LatencySeconds:  c.LatencyDuration.Seconds(),
-		MemorySteps:     c.MemSteps,
-		ManyConsumers:   c.ManyConsumers,
-		ManyProcesses:   c.ManyProcs,
-		ManyPrefetch:    c.ManyPrefetch,
-		ManyTasks:       c.ManyN,
-		ManyRuns:        c.ManyRuns,
-		FloorSeconds:    c.FloorDuration.Seconds(),
+		Prefetch:          c.Prefetch,
+		Runs:              c.Runs,
+		DemoTasks:         c.DemoN,
+		ProducerTasks:     c.ProducerN,
+		ProducerBatch:     c.ProducerBatch,
+		ProducerPutters:   c.ProducerPutters,
+		PythonTasks:       c.PythonN,
+		LatencySeconds:    c.LatencyDuration.Seconds(),
+		MemorySteps:       c.MemSteps,
+		ManyConsumers:     c.ManyConsumers,
+		ManyProcesses:     c.ManyProcs,
+		ManyPrefetch:      c.ManyPrefetch,
+		ManyTasks:         c.ManyN,
+		ManyRuns:          c.ManyRuns,
+		FloorSeconds:      c.FloorDuration.Seconds(),
+		RestartSteps:      c.RestartSteps,
+		PutLatencySeconds: c.PutLatencyDur.Seconds(),
 	}
 }

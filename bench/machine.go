@@ -5,7 +5,10 @@ import (
 	"debug/buildinfo"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -18,6 +21,9 @@ type Machine struct {
 	Go     string `json:"go"`     // the toolchain that built bin/master
 	Python string `json:"python"` // python3 --version
 	Commit string `json:"commit,omitempty"`
+	// TempFS is the file system type of the system temp dir, where the
+	// durable scenarios keep their data dirs (e.g. ext4, tmpfs).
+	TempFS string `json:"temp_fs,omitempty"`
 }
 
 // DescribeMachine gathers the machine's description; what it cannot find
@@ -35,7 +41,63 @@ func DescribeMachine(ctx context.Context, masterBin, python string) Machine {
 	}
 	m.Python = command(ctx, python, "--version")
 	m.Commit = command(ctx, "git", "describe", "--always", "--dirty")
+	m.TempFS = tempFS()
 	return m
+}
+
+// tempFS is the type of the file system holding the system temp dir, from
+// /proc/self/mountinfo, or "".
+func tempFS() string {
+	dir, err := filepath.EvalSymlinks(os.TempDir())
+	if err != nil {
+		return ""
+	}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	return mountFSType(string(b), dir)
+}
+
+// mountFSType returns the file system type of the mount in mountinfo (the
+// format of /proc/PID/mountinfo) that holds path: the one whose mount
+// point is the longest prefix of path; the last one wins among mounts on
+// the same point, as the last mounted hides the others.
+func mountFSType(mountinfo, path string) string {
+	best, fsType := -1, ""
+	for _, line := range strings.Split(mountinfo, "\n") {
+		// id parent major:minor root mountpoint options [optional...] - type source superoptions
+		f := strings.Fields(line)
+		sep := slices.Index(f, "-")
+		if len(f) < 5 || sep < 5 || sep+1 >= len(f) {
+			continue
+		}
+		mp := unescapeMount(f[4])
+		within := path == mp || mp == "/" || strings.HasPrefix(path, mp+"/")
+		if within && len(mp) >= best {
+			best, fsType = len(mp), f[sep+1]
+		}
+	}
+	return fsType
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // cpuModel is the first "model name" of /proc/cpuinfo.

@@ -83,3 +83,26 @@ func TestCPUModel(t *testing.T) {
 		t.Errorf("cpuModel(nothing) = %q", got)
 	}
 }
+
+func TestParseRecovered(t *testing.T) {
+	stderr := "2026-11-30T10:43:55.748Z [WARN]  master: TLS is off\n" +
+		"2026-11-30T10:43:55.700Z [INFO]  master.data: data recovered: dir=/x/data-restart-1 items=1000000 records=103 log_bytes=12345 took=1.766s snapshot=snap-1\n"
+	items, took, ok := parseRecovered(stderr)
+	if !ok || items != 1000000 || took != 1766*time.Millisecond {
+		t.Errorf("parseRecovered = %d, %v, %v", items, took, ok)
+	}
+	if _, _, ok := parseRecovered("master: serving\n"); ok {
+		t.Error("parseRecovered found a line in none")
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	stat := "1234 (my master) S 1 1234 1234 0 -1 4194560 5000 0 0 0 250 37 0 0 20 0 9 0 100 2000000 5000 18446744073709551615\n"
+	cpu, err := parseStatCPU(stat)
+	if err != nil || cpu != 2.87 {
+		t.Errorf("parseStatCPU = %v, %v; want 2.87", cpu, err)
+	}
+	if _, err := parseStatCPU("1234 (x) S 1"); err == nil {
+		t.Error("short stat accepted")
+	}
+}

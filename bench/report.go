@@ -19,6 +19,13 @@ type Report struct {
 	Throughput []ThroughputRow `json:"throughput"`
 	Latency    []LatencyRow    `json:"latency"`
 	Memory     []MemoryRow     `json:"memory"`
+	// Restart is the restart scenario: a master on a data dir with many
+	// items queued, started again after SIGTERM and after SIGKILL.
+	Restart []RestartRow `json:"restart,omitempty"`
+	// PutLatency is the durable-latency scenario: one 1-item Put at a time
+	// through masters with and without -data-dir, and the disk's own
+	// fdatasync.
+	PutLatency []LatencyRow `json:"put_latency,omitempty"`
 
 	// Problems are things that went wrong without spoiling a figure (a
 	// slave that did not exit by itself, a goal missed).
@@ -29,21 +36,23 @@ type Report struct {
 
 // Settings are the sizes and knobs of the run.
 type Settings struct {
-	Prefetch        int     `json:"prefetch"`
-	Runs            int     `json:"runs"`
-	DemoTasks       int     `json:"demo_tasks"`
-	ProducerTasks   int     `json:"producer_tasks"`
-	ProducerBatch   int     `json:"producer_batch"`
-	ProducerPutters int     `json:"producer_putters"`
-	PythonTasks     int     `json:"python_tasks"`
-	LatencySeconds  float64 `json:"latency_seconds"`
-	MemorySteps     []int   `json:"memory_steps"`
-	ManyConsumers   int     `json:"many_consumers"`
-	ManyProcesses   int     `json:"many_processes"`
-	ManyPrefetch    []int   `json:"many_prefetch"`
-	ManyTasks       int     `json:"many_tasks"`
-	ManyRuns        int     `json:"many_runs"`
-	FloorSeconds    float64 `json:"floor_seconds"`
+	Prefetch          int     `json:"prefetch"`
+	Runs              int     `json:"runs"`
+	DemoTasks         int     `json:"demo_tasks"`
+	ProducerTasks     int     `json:"producer_tasks"`
+	ProducerBatch     int     `json:"producer_batch"`
+	ProducerPutters   int     `json:"producer_putters"`
+	PythonTasks       int     `json:"python_tasks"`
+	LatencySeconds    float64 `json:"latency_seconds"`
+	MemorySteps       []int   `json:"memory_steps"`
+	ManyConsumers     int     `json:"many_consumers"`
+	ManyProcesses     int     `json:"many_processes"`
+	ManyPrefetch      []int   `json:"many_prefetch"`
+	ManyTasks         int     `json:"many_tasks"`
+	ManyRuns          int     `json:"many_runs"`
+	FloorSeconds      float64 `json:"floor_seconds"`
+	RestartSteps      []int   `json:"restart_steps"`
+	PutLatencySeconds float64 `json:"put_latency_seconds"`
 }
 
 // ThroughputRow is one scenario/configuration measured over several runs.
@@ -64,6 +73,14 @@ type ThroughputRow struct {
 	GRPCFloor float64 `json:"grpc_floor_tasks_per_s,omitempty"`
 	// Estimate combines the floor with the 2-slave demo (see manyEstimate).
 	Estimate float64 `json:"estimate_tasks_per_s,omitempty"`
+	// VsInMemory is Median / the in-memory median measured interleaved
+	// with it (durable rows only), and Goal the least it should be.
+	VsInMemory float64 `json:"vs_in_memory,omitempty"`
+	Goal       float64 `json:"goal_vs_in_memory,omitempty"`
+	// InMemory is that in-memory median (durable rows only).
+	InMemory float64 `json:"in_memory_tasks_per_s,omitempty"`
+	// DiskBytes is the data dir's size after a run (durable rows only).
+	DiskBytes int64 `json:"data_dir_bytes,omitempty"`
 }
 
 // LatencyRow is one open-loop latency phase.
@@ -73,6 +90,34 @@ type LatencyRow struct {
 	AchievedRate float64 `json:"achieved_rate"`
 	Seconds      float64 `json:"seconds"`
 	Latencies
+	Notes string `json:"notes,omitempty"`
+}
+
+// RestartRow is one restart of a master on a data dir holding Queued
+// items.
+type RestartRow struct {
+	Queued int    `json:"queued"`
+	After  string `json:"after"` // how the previous master ended: SIGTERM or SIGKILL ("- (empty dir)": the first start)
+	// Seconds is from the exec of the new master to its -addr-file
+	// (written once it serves).
+	Seconds float64 `json:"seconds"`
+	// CPUSeconds is the CPU time the new master had used by then (user
+	// and system, all threads): the work, whatever else the machine runs.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// RunQueueSeconds is how long its threads had waited, runnable, for
+	// a CPU the machine's other work held.
+	RunQueueSeconds float64 `json:"run_queue_seconds"`
+	// RecoverSeconds is what the master's own "data recovered" log line
+	// says the data dir took to read (0: not found).
+	RecoverSeconds float64 `json:"recover_seconds,omitempty"`
+	// Recovered is the items that line counts (-1: not found).
+	Recovered int `json:"recovered_items"`
+	// DiskBytes is the data dir's allocated size before the restart.
+	DiskBytes    int64   `json:"disk_bytes"`
+	BytesPerItem float64 `json:"disk_bytes_per_item"`
+	// StopSeconds is how long the SIGTERM took to end the previous master.
+	StopSeconds float64 `json:"stop_seconds,omitempty"`
+	Notes       string  `json:"notes,omitempty"`
 }
 
 // MemoryRow is the master's memory with a number of tasks queued.

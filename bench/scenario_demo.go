@@ -39,10 +39,10 @@ func (s *Suite) demo(ctx context.Context) error {
 
 // demoRun is one demo: the master puts and checks n tasks, k slaves square
 // them; the master exits at the end and the slaves once the queue is
-// closed and drained.
-func (s *Suite) demoRun(ctx context.Context, n, k int) (DemoResult, error) {
-	master, addr, err := s.env.StartMaster(ctx, "-demo", strconv.Itoa(n), "-demo-slaves", strconv.Itoa(k),
-		"-demo-progress", "log", "-log-level", "warn")
+// closed and drained. extra are more flags of the master (-data-dir).
+func (s *Suite) demoRun(ctx context.Context, n, k int, extra ...string) (DemoResult, error) {
+	master, addr, err := s.env.StartMaster(ctx, append([]string{"-demo", strconv.Itoa(n), "-demo-slaves", strconv.Itoa(k),
+		"-demo-progress", "log", "-log-level", "warn"}, extra...)...)
 	if err != nil {
 		return DemoResult{}, err
 	}

@@ -36,9 +36,11 @@ func (s *Suite) producer(ctx context.Context) error {
 	return nil
 }
 
-func (s *Suite) producerRun(ctx context.Context, n int) (ProducerResult, error) {
+// producerRun is one run on a fresh master; extra are more flags of the
+// master (-data-dir).
+func (s *Suite) producerRun(ctx context.Context, n int, extra ...string) (ProducerResult, error) {
 	var res ProducerResult
-	master, addr, err := s.env.StartMaster(ctx, "-log-level", "warn")
+	master, addr, err := s.env.StartMaster(ctx, append([]string{"-log-level", "warn"}, extra...)...)
 	if err != nil {
 		return res, err
 	}

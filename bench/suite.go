@@ -121,8 +121,11 @@ func (s *Suite) runAll(ctx context.Context) error {
 		{scenarioDemo, s.demo},
 		{scenarioPython, s.python},
 		{scenarioProducer, s.producer},
+		{scenarioDurable, s.durable},
 		{scenarioLatency, s.latency},
+		{scenarioDurableLatency, s.durableLatency},
 		{scenarioMemory, s.memory},
+		{scenarioRestart, s.restart},
 		{scenarioMany, s.many},
 	}
 	for _, st := range steps {

@@ -70,7 +70,7 @@ func WriteTables(w io.Writer, r *Report) {
 		mode = "quick"
 	}
 	fmt.Fprintf(w, "distq benchmark (%s run, %s UTC)\n", mode, r.Started.Format("2006-01-02 15:04"))
-	fmt.Fprintf(w, "machine: %s, %d cores, kernel %s\n", m.CPU, m.Cores, m.Kernel)
+	fmt.Fprintf(w, "machine: %s, %d cores, kernel %s, system temp dir (the durable scenarios' data dirs) on %s\n", m.CPU, m.Cores, m.Kernel, orDash(m.TempFS))
 	fmt.Fprintf(w, "go: %s   python: %s   commit: %s   slave -prefetch %d, %d runs each\n\n",
 		m.Go, m.Python, orDash(m.Commit), r.Settings.Prefetch, r.Settings.Runs)
 
@@ -89,6 +89,8 @@ func WriteTables(w io.Writer, r *Report) {
 	if len(t.Rows) > 0 {
 		t.Render(w)
 	}
+
+	writeDurable(w, r)
 
 	if len(r.Latency) > 0 {
 		fmt.Fprintln(w, "\nLATENCY (put → result, master + 2 slaves, open loop)")
@@ -119,6 +121,9 @@ func WriteTables(w io.Writer, r *Report) {
 		t.Render(w)
 	}
 
+	writeRestart(w, r)
+	writePutLatency(w, r)
+
 	if len(r.Problems) > 0 {
 		fmt.Fprintln(w, "\nPROBLEMS")
 		for _, p := range r.Problems {
@@ -129,6 +134,69 @@ func WriteTables(w io.Writer, r *Report) {
 		fmt.Fprintln(w, "\nFAILED: "+firstLine(r.Failure))
 	}
 	fmt.Fprintln(w)
+}
+
+// writeDurable prints the durable rows against the in-memory figure
+// measured interleaved with them.
+func writeDurable(w io.Writer, r *Report) {
+	t := &Table{
+		Header: []string{"durable", "in-memory/s", "durable/s", "ratio", "goal", "verdict", "data dir after a run"},
+		Right:  map[int]bool{1: true, 2: true, 3: true, 4: true, 6: true},
+	}
+	for _, row := range r.Throughput {
+		if row.Goal == 0 {
+			continue
+		}
+		verdict := "met"
+		if row.VsInMemory < row.Goal {
+			verdict = "NOT MET"
+		}
+		t.Rows = append(t.Rows, []string{row.Config, fmtRate(row.InMemory), fmtRate(row.Median),
+			fmtRatio(row.VsInMemory), "≥ " + fmtRatio(row.Goal), verdict, fmtBytes(row.DiskBytes)})
+	}
+	if len(t.Rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nDURABLE vs IN-MEMORY (master -data-dir; medians of interleaved runs in this run)")
+	t.Render(w)
+}
+
+// writeRestart prints the restart scenario.
+func writeRestart(w io.Writer, r *Report) {
+	if len(r.Restart) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nRESTART (master -data-dir, %d-byte payloads queued; exec of the new master → its -addr-file)\n", memoryPayload)
+	t := &Table{
+		Header: []string{"queued", "after", "restart", "recovery (master's log)", "master CPU", "run-queue wait (all threads)", "disk", "disk bytes/item", "notes"},
+		Right:  map[int]bool{0: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true},
+	}
+	for _, x := range r.Restart {
+		rec := "-"
+		if x.RecoverSeconds > 0 {
+			rec = fmtMs(x.RecoverSeconds * 1000)
+		}
+		t.Rows = append(t.Rows, []string{fmtCount(x.Queued), x.After, fmtMs(x.Seconds * 1000), rec, fmtMs(x.CPUSeconds * 1000), fmtMs(x.RunQueueSeconds * 1000),
+			fmtBytes(x.DiskBytes), strconv.FormatFloat(x.BytesPerItem, 'f', 1, 64), x.Notes})
+	}
+	t.Render(w)
+}
+
+// writePutLatency prints the durable-latency scenario.
+func writePutLatency(w io.Writer, r *Report) {
+	if len(r.PutLatency) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nPUT LATENCY (one 1-item Put at a time, closed loop, no consumers) and the disk's fdatasync")
+	t := &Table{
+		Header: []string{"what", "ops/s", "count", "p50", "p99", "p99.9", "max", "notes"},
+		Right:  map[int]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true},
+	}
+	for _, l := range r.PutLatency {
+		t.Rows = append(t.Rows, []string{l.Label, fmtRate(l.AchievedRate), fmtCount(l.Count),
+			fmtMs(l.P50Ms), fmtMs(l.P99Ms), fmtMs(l.P999Ms), fmtMs(l.MaxMs), l.Notes})
+	}
+	t.Render(w)
 }
 
 // fmtRate formats a rate with thousands separators ("123,456").

@@ -69,12 +69,20 @@ func TestWriteTables(t *testing.T) {
 		Latency:  []LatencyRow{{Label: "1,000/s fixed", TargetRate: 1000, AchievedRate: 999, Latencies: Latencies{Count: 10000, P50Ms: 0.7, P99Ms: 3.2, P999Ms: 6.6, MaxMs: 8.4}}},
 		Memory:   []MemoryRow{{Label: "idle", RSS: 14 << 20, HWM: 14 << 20}, {Label: "1,000,000 queued", Queued: 1000000, RSS: 190 << 20, HWM: 200 << 20, BytesPerTask: 184.5}},
 		Problems: []string{"something odd"},
+		Restart: []RestartRow{{Queued: 10000000, After: "SIGKILL", Seconds: 3.25, RecoverSeconds: 2.5, CPUSeconds: 4.1, RunQueueSeconds: 0.2, Recovered: 10000000,
+			DiskBytes: 500 << 20, BytesPerItem: 52.4}},
+		PutLatency: []LatencyRow{{Label: "fdatasync of a 4 KiB write (the disk's floor)", AchievedRate: 3000,
+			Latencies: Latencies{Count: 15000, P50Ms: 0.262, P99Ms: 6.5}}},
 	}
+	r.Throughput = append(r.Throughput, ThroughputRow{Scenario: scenarioDurable, Config: "demo K=2, fsync always", Tasks: 1000000,
+		Spread: Spread{Median: 100000}, InMemory: 200000, VsInMemory: 0.5, Goal: 0.6, DiskBytes: 96 << 20})
 	r.fillRatios()
 	var b bytes.Buffer
 	WriteTables(&b, r)
 	out := b.String()
-	for _, want := range []string{"Test CPU, 2 cores", "×50.0", "×1.00", "200,000", "700 µs", "1,000,000 queued", "184", "PROBLEMS", "- something odd"} {
+	for _, want := range []string{"Test CPU, 2 cores", "×50.0", "×1.00", "200,000", "700 µs", "1,000,000 queued", "184", "PROBLEMS", "- something odd",
+		"DURABLE vs IN-MEMORY", "×0.50", "NOT MET", "96.0 MiB", "RESTART", "10,000,000 | SIGKILL |  3.25 s |", "4.10 s", "200.0 ms", "52.4",
+		"PUT LATENCY", "262 µs", "6.50 ms"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("tables lack %q:\n%s", want, out)
 		}
