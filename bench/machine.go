@@ -24,6 +24,10 @@ type Machine struct {
 	// TempFS is the file system type of the system temp dir, where the
 	// durable scenarios keep their data dirs (e.g. ext4, tmpfs).
 	TempFS string `json:"temp_fs,omitempty"`
+	// LoadStart and LoadEnd are the 1-minute load averages as the run
+	// began and ended: on a shared machine, how busy the others kept it.
+	LoadStart float64 `json:"load_start,omitempty"`
+	LoadEnd   float64 `json:"load_end,omitempty"`
 }
 
 // DescribeMachine gathers the machine's description; what it cannot find
@@ -42,7 +46,22 @@ func DescribeMachine(ctx context.Context, masterBin, python string) Machine {
 	m.Python = command(ctx, python, "--version")
 	m.Commit = command(ctx, "git", "describe", "--always", "--dirty")
 	m.TempFS = tempFS()
+	m.LoadStart = loadAvg()
 	return m
+}
+
+// loadAvg is the 1-minute load average of /proc/loadavg, or 0.
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 // tempFS is the type of the file system holding the system temp dir, from

@@ -82,6 +82,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) int {
 	runErr := s.runAll(ctx)
 	env.Procs.KillAll()
 	s.rep.WallSeconds = time.Since(start).Seconds()
+	s.rep.Machine.LoadEnd = loadAvg()
 	s.rep.fillRatios()
 	if runErr != nil {
 		s.rep.Failure = runErr.Error()

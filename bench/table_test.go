@@ -60,7 +60,7 @@ func TestFormats(t *testing.T) {
 
 func TestWriteTables(t *testing.T) {
 	r := &Report{
-		Machine:  Machine{CPU: "Test CPU", Cores: 2, Go: "go1.26", Python: "Python 3.11"},
+		Machine:  Machine{CPU: "Test CPU", Cores: 2, Go: "go1.26", Python: "Python 3.11", LoadStart: 3.5, LoadEnd: 12.25},
 		Settings: Settings{Prefetch: 64, Runs: 3},
 		Throughput: []ThroughputRow{
 			{Scenario: scenarioDemo, Config: "K=2", Slaves: 2, Tasks: 1000000, Spread: Spread{Median: 200000, Min: 190000, Max: 210000}},
@@ -80,7 +80,7 @@ func TestWriteTables(t *testing.T) {
 	var b bytes.Buffer
 	WriteTables(&b, r)
 	out := b.String()
-	for _, want := range []string{"Test CPU, 2 cores", "×50.0", "×1.00", "200,000", "700 µs", "1,000,000 queued", "184", "PROBLEMS", "- something odd",
+	for _, want := range []string{"Test CPU, 2 cores", "3.5 at the start, 12.2 at the end", "×50.0", "×1.00", "200,000", "700 µs", "1,000,000 queued", "184", "PROBLEMS", "- something odd",
 		"DURABLE vs IN-MEMORY", "×0.50", "NOT MET", "96.0 MiB", "RESTART", "10,000,000 | SIGKILL |  3.25 s |", "4.10 s", "200.0 ms", "52.4",
 		"PUT LATENCY", "262 µs", "6.50 ms"} {
 		if !strings.Contains(out, want) {
