@@ -147,6 +147,23 @@ func (w *Worker) consume(ctx context.Context, jobs chan<- job) (delivered bool, 
 		cancel()
 		<-recvDone
 	}()
+	// sendErr is streamErr once the receiver runs: the stream's status is
+	// what its Recv returns. A second Recv here, at the same time, is not
+	// allowed (gRPC's streams take one receiver at a time).
+	sendErr := func(err error) error {
+		if err == io.EOF {
+			t := time.NewTimer(time.Second)
+			defer t.Stop()
+			select {
+			case rerr := <-recvErr:
+				if rerr != nil {
+					return rerr
+				}
+			case <-t.C:
+			}
+		}
+		return fromStatus(err)
+	}
 
 	shutting := false
 	var giveUp <-chan time.Time // at shutdown: stop waiting for hung handlers
@@ -180,7 +197,7 @@ func (w *Worker) consume(ctx context.Context, jobs chan<- job) (delivered bool, 
 			}
 			if err := stream.Send(req); err != nil {
 				s.finish()
-				return gotAny.Load(), w.streamErr(stream, err)
+				return gotAny.Load(), sendErr(err)
 			}
 			s.held.Add(-int64(settled))
 		case every := <-leaseKnown:
@@ -192,7 +209,7 @@ func (w *Worker) consume(ctx context.Context, jobs chan<- job) (delivered bool, 
 			var err error
 			if due, err = w.renewLeases(stream, s.renew, due[:0]); err != nil {
 				s.finish()
-				return gotAny.Load(), w.streamErr(stream, err)
+				return gotAny.Load(), sendErr(err)
 			}
 		case err := <-recvErr:
 			s.finish()
@@ -281,7 +298,8 @@ func (w *Worker) renewLeases(stream pb.QueueService_ConsumeClient, r *renewals, 
 	return due[:0], nil
 }
 
-// streamErr finds the stream's real status after a failed Send.
+// streamErr finds the stream's real status after a failed Send, before a
+// receiver runs (see sendErr in consume after).
 func (w *Worker) streamErr(stream pb.QueueService_ConsumeClient, err error) error {
 	if err == io.EOF {
 		if _, rerr := stream.Recv(); rerr != nil && rerr != io.EOF {
