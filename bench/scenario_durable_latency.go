@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -41,6 +42,10 @@ func (s *Suite) durableLatency(ctx context.Context) error {
 		if m.label == "fsync always" && fl.P50Ms > 0 {
 			note = fmt.Sprintf("fdatasync's p50 %s (%s), its p99 %s",
 				signedMs(res.P50Ms-fl.P50Ms), fmtRatio(res.P50Ms/fl.P50Ms), signedMs(res.P99Ms-fl.P99Ms))
+		}
+		if res.Stalled {
+			note = strings.TrimPrefix(note+"; STALLED: a put had no answer within 10s, measuring stopped", "; ")
+			s.problem("durable-latency, %s: a put had no answer within 10s after %s puts; the master stalled", label, fmtCount(res.Count))
 		}
 		s.addPutLatency(label, res, note)
 	}
