@@ -17,6 +17,9 @@ type PutLatencyResult struct {
 	Seconds float64 `json:"seconds"`
 	PerS    float64 `json:"per_s"`
 	Latencies
+	// Stalled: a put got no answer within -stall, and the measuring
+	// stopped there (put-latency only).
+	Stalled bool `json:"stalled,omitempty"`
 }
 
 // runPutLatency puts one small task at a time into a queue, each Put
@@ -31,11 +34,12 @@ func runPutLatency(ctx context.Context, args []string, stdout io.Writer) error {
 	size := fs.Int("size", 8, "payload bytes")
 	queue := fs.String("queue", "tasks", "the queue to put into")
 	warmup := fs.Int("warmup", 100, "puts before the measured ones (the connection and stream start)")
+	stall := fs.Duration("stall", 10*time.Second, "a put without an answer this long stops the measuring, reported as stalled")
 	if err := cf.parse(fs, args); err != nil {
 		return err
 	}
-	if *duration <= 0 || *size < 1 || *warmup < 0 {
-		return errors.New("-duration and -size must be positive, -warmup at least 0")
+	if *duration <= 0 || *size < 1 || *warmup < 0 || *stall <= 0 {
+		return errors.New("-duration, -size and -stall must be positive, -warmup at least 0")
 	}
 	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
 	defer cancel()
@@ -45,24 +49,39 @@ func runPutLatency(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer c.Close()
 	q := c.Queue(*queue)
-	for i := range *warmup {
-		if _, err := q.Put(ctx, fixedPayload(i, *size)); err != nil {
+	stalled := false
+	// put is one Put, given up after -stall: a master that does not answer
+	// at all is a finding, not a hang of the benchmark.
+	put := func(payload []byte) error {
+		pctx, cancel := context.WithTimeout(ctx, *stall)
+		defer cancel()
+		_, err := q.Put(pctx, payload)
+		if err != nil && pctx.Err() != nil && ctx.Err() == nil {
+			stalled = true
+			return nil
+		}
+		return err
+	}
+	for i := 0; i < *warmup && !stalled; i++ {
+		if err := put(fixedPayload(i, *size)); err != nil {
 			return fmt.Errorf("warm-up put: %w", err)
 		}
 	}
 	samples := make([]time.Duration, 0, 1<<16)
 	start := time.Now()
-	for i := 0; time.Since(start) < *duration; i++ {
+	for i := 0; time.Since(start) < *duration && !stalled; i++ {
 		payload := fixedPayload(i, *size)
 		t0 := time.Now()
-		if _, err := q.Put(ctx, payload); err != nil {
+		if err := put(payload); err != nil {
 			return fmt.Errorf("put: %w", err)
 		}
-		samples = append(samples, time.Since(t0))
+		if !stalled {
+			samples = append(samples, time.Since(t0))
+		}
 	}
 	elapsed := time.Since(start)
 	return writeJSON(stdout, PutLatencyResult{Seconds: elapsed.Seconds(), PerS: float64(len(samples)) / elapsed.Seconds(),
-		Latencies: SummarizeLatencies(samples)})
+		Latencies: SummarizeLatencies(samples), Stalled: stalled})
 }
 
 // fdatasyncFile is the size of the fdatasync subcommand's file: written

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -12,7 +13,8 @@ import (
 // answer waits for an fdatasync, beside the disk's own floor measured just
 // before it on the same file system: a 4 KiB write and an fdatasync, back
 // to back. Then the same puts through a master with -fsync interval and
-// one in memory, for reference. Each phase lasts -put-latency-duration.
+// one in memory, for reference. Each phase lasts -put-latency-duration;
+// the puts start once a new data dir's first segments are prepared.
 func (s *Suite) durableLatency(ctx context.Context) error {
 	d := s.cfg.PutLatencyDur
 	floor, err := s.env.Procs.Start("fdatasync", s.env.Self, "fdatasync", "-dir", s.env.Dir, "-duration", d.String(), "-size", "4096")
@@ -42,6 +44,10 @@ func (s *Suite) durableLatency(ctx context.Context) error {
 			note = fmt.Sprintf("fdatasync's p50 %s (%s), its p99 %s",
 				signedMs(res.P50Ms-fl.P50Ms), fmtRatio(res.P50Ms/fl.P50Ms), signedMs(res.P99Ms-fl.P99Ms))
 		}
+		if res.Stalled {
+			note = strings.TrimPrefix(note+"; STALLED: a put had no answer within 10s, measuring stopped", "; ")
+			s.problem("durable-latency, %s: a put had no answer within 10s after %s puts; the master stalled", label, fmtCount(res.Count))
+		}
 		s.addPutLatency(label, res, note)
 	}
 	return nil
@@ -51,9 +57,10 @@ func (s *Suite) durableLatency(ctx context.Context) error {
 func (s *Suite) putLatencyRun(ctx context.Context, m durableMode, d time.Duration) (PutLatencyResult, error) {
 	var res PutLatencyResult
 	flags := []string{"-log-level", "warn"}
+	dir := ""
 	if m.flags != nil {
-		dir, err := s.env.DataDir(scenarioDurableLatency)
-		if err != nil {
+		var err error
+		if dir, err = s.env.DataDir(scenarioDurableLatency); err != nil {
 			return res, err
 		}
 		defer os.RemoveAll(dir)
@@ -62,6 +69,14 @@ func (s *Suite) putLatencyRun(ctx context.Context, m durableMode, d time.Duratio
 	master, addr, err := s.env.StartMaster(ctx, flags...)
 	if err != nil {
 		return res, err
+	}
+	if dir != "" {
+		// A new log prepares its first segments (zeros, synced) in the
+		// background; the puts are timed once that is done.
+		if err := waitSettled(ctx, dir, 30*time.Second); err != nil {
+			master.Kill()
+			return res, err
+		}
 	}
 	p, err := s.env.StartChild("put-latency", "put-latency", addr, "-duration", d.String(), "-size", "8")
 	if err == nil {
@@ -100,4 +115,31 @@ func signedMs(ms float64) string {
 		return "+0"
 	}
 	return "+" + fmtMs(ms)
+}
+
+// waitSettled waits until the size of dir stays the same for 300 ms (a
+// new log's segments are prepared), or timeout has passed.
+func waitSettled(ctx context.Context, dir string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	last, same := int64(-1), 0
+	for time.Now().Before(deadline) {
+		n, err := diskUsage(dir)
+		if err != nil {
+			return err
+		}
+		if n == last {
+			same++
+		} else {
+			last, same = n, 0
+		}
+		if same >= 3 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
 }
