@@ -428,10 +428,8 @@ func (m *Main) Run(ctx context.Context) error {
 		if n := broker.ReleaseLeases(); n > 0 {
 			log.Info("leases of unsettled gets released; the items are ready again", "items", n)
 		}
-		logKept(log, broker, m.dataDir)
-	} else {
-		logLeftovers(log, broker)
 	}
+	logLeftovers(log, broker, m.dataDir)
 	log.Info("master stopped")
 	return result
 }
@@ -478,16 +476,6 @@ func emptyForDemo(b *queue.Broker) error {
 		}
 	}
 	return nil
-}
-
-// logKept says what a durable master keeps for its next start.
-func logKept(log hclog.Logger, b *queue.Broker, dir string) {
-	for _, q := range b.Queues() {
-		st := q.Stats()
-		if n := st.Ready + st.Leased + st.Delayed; n > 0 {
-			log.Info("items kept on disk for the next start", "queue", st.Name, "items", n, "delayed", st.Delayed, "dir", dir)
-		}
-	}
 }
 
 // incarnation draws this run's incarnation (queue.Config.Incarnation): at
@@ -574,13 +562,20 @@ func queueRetries(b *queue.Broker) string {
 	return strings.Join(out, ",")
 }
 
-// logLeftovers says plainly what an in-memory master loses at exit: the
-// items ready, leased, or delayed before a retry.
-func logLeftovers(log hclog.Logger, b *queue.Broker) {
+// logLeftovers says what the master leaves at exit: the items ready,
+// leased, or delayed before a retry, which an in-memory master loses
+// (plainly, as a warning) and a durable one keeps in dir for its next
+// start.
+func logLeftovers(log hclog.Logger, b *queue.Broker, dir string) {
 	for _, q := range b.Queues() {
 		st := q.Stats()
-		if n := st.Ready + st.Leased + st.Delayed; n > 0 {
+		n := st.Ready + st.Leased + st.Delayed
+		switch {
+		case n == 0:
+		case dir == "":
 			log.Warn("items dropped at exit: queues are in memory", "queue", st.Name, "items", n, "delayed", st.Delayed)
+		default:
+			log.Info("items kept on disk for the next start", "queue", st.Name, "items", n, "delayed", st.Delayed, "dir", dir)
 		}
 	}
 }
