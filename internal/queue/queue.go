@@ -948,10 +948,10 @@ func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 		replyBytes = 0
 		first := run.s.NextID() + 1
 		cmd := state.SettleReply{Queue: q.name, ReplyQueue: run.name, IDs: runIDs, FirstReplyID: first, Replies: replies}
-		q.s.SettleReply(&cmd, run.s)
+		_, inWindow := q.s.SettleReply(&cmd, run.s)
 		q.record(&cmd)
 		n := len(runIDs)
-		run.ready.added(first, n, run.s.InWindow(first) && run.s.InWindow(first+uint64(n)-1))
+		run.ready.added(first, n, inWindow)
 		run.st.PutTotal += uint64(n)
 		run.readyGrew(n)
 		clear(replies) // keeps no payload alive

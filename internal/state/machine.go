@@ -173,7 +173,8 @@ func (m *Machine) ApplySettle(c *Settle) (missing int) { return m.queue(c.Queue)
 // ApplySettleReply applies a SettleReply and reports how many of its ids
 // were not there.
 func (m *Machine) ApplySettleReply(c *SettleReply) (missing int) {
-	return m.queue(c.Queue).SettleReply(c, m.queue(c.ReplyQueue))
+	missing, _ = m.queue(c.Queue).SettleReply(c, m.queue(c.ReplyQueue))
+	return missing
 }
 
 // ApplyRequeue applies a Requeue.
@@ -215,22 +216,25 @@ func (q *Queue) Settle(c *Settle) (missing int) {
 }
 
 // SettleReply applies a SettleReply from q into r, its reply queue. It
-// reports how many of its ids were not there.
-func (q *Queue) SettleReply(c *SettleReply, r *Queue) (missing int) {
+// reports how many of its ids were not there, and, as Put does, whether
+// every reply went into r's window.
+func (q *Queue) SettleReply(c *SettleReply, r *Queue) (missing int, inWindow bool) {
+	inWindow = true
 	for i, id := range c.IDs {
 		if !q.items.Remove(id) {
 			missing++
 		}
 		if i < len(c.Replies) {
 			rid := c.FirstReplyID + uint64(i)
-			s, _ := r.items.insert(rid)
+			s, in := r.items.insert(rid)
 			setNew(s, rid, id, &c.Replies[i])
+			inWindow = inWindow && in
 		}
 	}
 	if n := min(len(c.IDs), len(c.Replies)); n > 0 {
 		r.nextID = max(r.nextID, c.FirstReplyID+uint64(n)-1)
 	}
-	return missing
+	return missing, inWindow
 }
 
 // Requeue applies a Requeue from d, q's dead-letter queue, into q.
