@@ -13,7 +13,7 @@ import (
 // it serves.
 const restartTimeout = 5 * time.Minute
 
-// restart starts a durable master (-fsync interval) on an empty data dir,
+// restart starts a durable master (-fsync always) on an empty data dir,
 // timed as the restarts are, and fills it with 8-byte items, nobody
 // consuming, up to each of -restart-steps, like the memory scenario, and
 // at each step kills it with SIGKILL and times a new master on the same
@@ -28,12 +28,7 @@ func (s *Suite) restart(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	// -fsync interval, not always: with always, a put may wait for the
-	// log's idle no-op frame, which only a later change gets synced, and
-	// a fill with nothing else going on then stalls until something else
-	// changes (see durableLatency). The data dir's contents, and so the
-	// restart, are the same either way.
-	flags := []string{"-data-dir", dir, "-fsync", "interval", "-fsync-interval", "100ms", "-log-level", "info"}
+	flags := []string{"-data-dir", dir, "-fsync", "always", "-log-level", "info"}
 	// The first start, on the empty dir: the cost of a start itself.
 	first, master, addr, err := s.timedRestart(ctx, flags, dir, 0, "- (empty dir)")
 	if err != nil {

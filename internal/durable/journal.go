@@ -24,6 +24,8 @@ func (j journal) Append(rec []byte) (uint64, error) {
 
 func (j journal) LastLSN() uint64 { return j.l.LastLSN() }
 
+func (j journal) Durable() uint64 { return j.l.Durable() }
+
 func (j journal) WaitContext(ctx context.Context, lsn uint64) error {
 	return classify(j.l.WaitContext(ctx, lsn))
 }

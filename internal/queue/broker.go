@@ -257,6 +257,10 @@ type Broker struct {
 	// reserveLeases); leaseMu orders its reservations.
 	leaseHW atomic.Uint64
 	leaseMu sync.Mutex
+	// leaseLSN is the LSN of the latest reservation: a delivery waits for
+	// it (syncNeed), so no lease id is handed out before its reservation
+	// is on disk.
+	leaseLSN atomic.Uint64
 	// lastLSN is the highest LSN of the records the broker appended.
 	lastLSN atomic.Uint64
 
@@ -356,7 +360,7 @@ func (b *Broker) reserveLeases(q *Queue) {
 	}
 	cmd := state.Leases{HW: q.nextLease + leaseBlock, Time: b.now()}
 	b.m.Apply(&cmd)
-	q.record(&cmd)
+	b.leaseLSN.Store(q.record(&cmd))
 	b.leaseHW.Store(cmd.HW)
 }
 

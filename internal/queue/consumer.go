@@ -94,7 +94,9 @@ func (c *Consumer) Grant(n int) {
 // Next blocks until it can return at least one delivery, at most as many as
 // the remaining credit, appended to buf. It returns ErrClosed once the queue
 // is closed and drained, ErrShutdown once the broker is draining and this
-// consumer holds nothing, and ctx's error when ctx ends.
+// consumer holds nothing, and ctx's error when ctx ends. With a journal,
+// it returns its deliveries once the records that made their items are
+// durable (see unsynced.go).
 func (c *Consumer) Next(ctx context.Context, buf []Delivery) ([]Delivery, error) {
 	q := c.q
 	for {
@@ -119,17 +121,21 @@ func (c *Consumer) Next(ctx context.Context, buf []Delivery) ([]Delivery, error)
 		} else if n := min(c.credit, q.ready.len(), MaxBatch); n > 0 {
 			now := q.b.now() // when taken: a Next that waited gets full leases
 			size := 0
-			taken := 0
-			for taken < n && size < MaxBatchBytes {
+			start := len(buf)
+			for len(buf)-start < n && size < MaxBatchBytes {
 				d := q.lease(c, now)
 				size += len(d.Payload)
 				buf = append(buf, d)
-				taken++
 			}
-			c.credit -= taken
+			c.credit -= len(buf) - start
 			c.stopWaiting()
 			q.readyShrank()
+			need := q.syncNeed(buf[start:])
 			q.mu.Unlock()
+			if err := q.b.waitDurable(ctx, need); err != nil {
+				// Leased, and held by c until it closes.
+				return buf[:start], err
+			}
 			return buf, nil
 		} else if c.credit > 0 && !c.waiting {
 			c.waiting = true

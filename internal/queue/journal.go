@@ -12,15 +12,19 @@ import (
 // write-ahead log (internal/wal), or later a raft log. The broker applies a
 // command in memory first and appends it right after, under the locks of
 // the queues it names, so that the log's order is the order of the
-// changes; only answers wait, for the log to say their commands are
-// durable (Broker.Sync). Deliveries wait for nothing: they are not logged,
-// and a restart makes every leased item ready again.
+// changes; answers wait for the log to say their commands are durable
+// (Broker.Sync), and deliveries for the records that made their items and
+// reserved their lease ids (unsynced.go). Deliveries are not logged
+// themselves: a restart makes every leased item ready again.
 type Journal interface {
 	// Append logs a command's record and returns its LSN. It must not
 	// wait for I/O. It fails only once the journal is closed.
 	Append(rec []byte) (uint64, error)
 	// LastLSN is the last LSN handed out.
 	LastLSN() uint64
+	// Durable is the last LSN that WaitContext would not wait for. It
+	// must not block.
+	Durable() uint64
 	// WaitContext returns once lsn is durable, or with an error once it
 	// cannot be (the journal closed) or ctx ends.
 	WaitContext(ctx context.Context, lsn uint64) error
@@ -83,12 +87,13 @@ func (b *Broker) noteLSN(lsn uint64) {
 	}
 }
 
-// record appends c, just applied, to the journal. Called with the locks of
-// the queues c names held (q's among them; q's buffer encodes it).
-func (q *Queue) record(c state.Command) {
+// record appends c, just applied, to the journal, and returns its LSN (0
+// when it is not logged). Called with the locks of the queues c names held
+// (q's among them; q's buffer encodes it).
+func (q *Queue) record(c state.Command) uint64 {
 	j := q.b.j
 	if j == nil {
-		return
+		return 0
 	}
 	q.rec = state.AppendCommand(q.rec[:0], c)
 	lsn, err := j.Append(q.rec)
@@ -105,6 +110,7 @@ func (q *Queue) record(c state.Command) {
 	if cap(q.rec) > 4*maxCmdBytes {
 		q.rec = nil // one outsized command does not keep its buffer
 	}
+	return lsn
 }
 
 // putChunk is how many of msgs, from the front, one Put command takes: all

@@ -145,6 +145,10 @@ type Queue struct {
 	replies []Message
 	failed  []state.Failed
 	rec     []byte // the journal's record of a command, being encoded
+	// unsynced lists, oldest first, the ids this queue gained by records
+	// the log has not made durable yet: a delivery of one waits for its
+	// record (see unsynced.go).
+	unsynced []addedRange
 	// inProgress names the named puts under way (PutOnce).
 	inProgress map[putKey]struct{}
 
@@ -349,7 +353,7 @@ func (q *Queue) put(msgs []Message, ids []uint64, id PutID, offset int) []uint64
 		cmd.Time = q.b.now()
 	}
 	q.ready.added(first, len(msgs), q.s.Put(&cmd))
-	q.record(&cmd)
+	q.noteAdded(first, len(msgs), q.record(&cmd))
 	for i := range msgs {
 		ids = append(ids, first+uint64(i))
 	}
@@ -764,7 +768,11 @@ func (q *Queue) GetAppend(ctx context.Context, buf []Delivery, max int, nowait b
 			}
 			out := q.take(slices.Grow(buf, n), n, autoAck, q.b.now())
 			q.readyShrank()
+			need := q.syncNeed(out[len(buf):])
 			q.mu.Unlock()
+			if err := q.b.waitDurable(ctx, need); err != nil {
+				return nil, err
+			}
 			return out, nil
 		}
 		if q.s.Closed() && q.unfinished() == 0 {
@@ -949,9 +957,10 @@ func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 		first := run.s.NextID() + 1
 		cmd := state.SettleReply{Queue: q.name, ReplyQueue: run.name, IDs: runIDs, FirstReplyID: first, Replies: replies}
 		_, inWindow := q.s.SettleReply(&cmd, run.s)
-		q.record(&cmd)
+		lsn := q.record(&cmd)
 		n := len(runIDs)
 		run.ready.added(first, n, inWindow)
+		run.noteAdded(first, n, lsn)
 		run.st.PutTotal += uint64(n)
 		run.readyGrew(n)
 		clear(replies) // keeps no payload alive

@@ -445,8 +445,14 @@ func (s *queueService) Peek(ctx context.Context, req *pb.PeekRequest) (*pb.PeekR
 	if offset > 1<<62 {
 		return &pb.PeekResponse{}, nil
 	}
+	items := q.Peek(int(offset), limit)
+	// An id is shown once its item's record is on disk, as a put's
+	// answer and a delivery are: it is never given to another item.
+	if err := s.broker.Sync(ctx); err != nil {
+		return nil, toStatus(err)
+	}
 	// Peeked items are not leased: they carry no lease.
-	return &pb.PeekResponse{Items: toDeliveries(q.Peek(int(offset), limit), 0)}, nil
+	return &pb.PeekResponse{Items: toDeliveries(items, 0)}, nil
 }
 
 func (s *queueService) Requeue(ctx context.Context, req *pb.RequeueRequest) (*pb.RequeueResponse, error) {
