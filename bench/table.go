@@ -168,7 +168,7 @@ func writeRestart(w io.Writer, r *Report) {
 	if len(r.Restart) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nRESTART (master -data-dir -fsync interval, %d-byte payloads queued; exec of the new master → its -addr-file)\n", memoryPayload)
+	fmt.Fprintf(w, "\nRESTART (master -data-dir -fsync always, %d-byte payloads queued; exec of the new master → its -addr-file)\n", memoryPayload)
 	t := &Table{
 		Header: []string{"queued", "after", "restart", "recovery (master's log)", "master CPU", "run-queue wait (all threads)", "disk", "disk bytes/item", "notes"},
 		Right:  map[int]bool{0: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true},

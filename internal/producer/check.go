@@ -247,13 +247,14 @@ type Summary struct {
 	// master that does not deduplicate puts stores a put sent twice twice.
 	Resent, Extra int
 	// Redone counts second result items for a task read on a later
-	// connection than the first: the master lost the slave's ack of the
-	// first in a crash, after delivering its reply, and the task was done
-	// again. Reread counts result items read again (their ack was lost).
+	// connection than the first: the task was done again after a restart
+	// although its result had been read. A master hands a result out only
+	// once the ack that made it is on disk, so this is a fault. Reread
+	// counts result items read again (their ack was lost), which is not.
 	Redone, Reread int
 	// IDsReused counts result item ids read answering two different
-	// tasks: a master that restarts gives again the ids of items it lost
-	// (never written to disk) after it had delivered them.
+	// tasks: an id given twice, a fault (a master hands an item out only
+	// once its record is on disk, so a restart never gives its id again).
 	IDsReused int
 	Elapsed   time.Duration
 	// Notes show a few results of each kind of fault (not printed by Write).
@@ -266,7 +267,8 @@ const maxNotes = 5
 // OK reports whether every task was answered and has exactly one result,
 // the right one, and no result is wrong.
 func (s Summary) OK() bool {
-	return s.Answered == s.Tasks && s.Exact == s.Tasks && s.Wrong == 0 && s.Duplicates == 0 && s.Missing == 0
+	return s.Answered == s.Tasks && s.Exact == s.Tasks && s.Wrong == 0 && s.Duplicates == 0 && s.Missing == 0 &&
+		s.Redone == 0 && s.IDsReused == 0
 }
 
 // Write prints the summary for a person; ParseSummary reads it back.

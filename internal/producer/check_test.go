@@ -25,7 +25,7 @@ func TestCheckerJudgesEachKindOfResult(t *testing.T) {
 	c.putAnswered([]int{6, 7}, []uint64{16, 17})
 	c.result(107, 16, []byte("36"))
 	c.disconnected()                // the master went away
-	c.result(108, 16, []byte("36")) // done again after the restart: tolerated
+	c.result(108, 16, []byte("36")) // done again after the restart: a fault
 	c.result(107, 18, []byte("49")) // id 107 again, for a task no put of 7 left unanswered
 	c.result(109, 99, []byte("36")) // 6's put was answered at once: not ours
 	// 8 was never answered; 7 (task 17) has no result.
@@ -60,6 +60,15 @@ func TestCheckerAllRight(t *testing.T) {
 	s := c.summary()
 	if !s.OK() || s.Exact != 3 || s.Extra != 1 || s.Resent != 3 {
 		t.Fatalf("summary %+v: want OK, 3 exact, 1 extra, 3 resent", s)
+	}
+	// A task done again after its result was read, or a result id given
+	// twice, is a fault of a durable master.
+	for _, bad := range []Summary{{Redone: 1}, {IDsReused: 1}} {
+		s2 := s
+		s2.Redone, s2.IDsReused = bad.Redone, bad.IDsReused
+		if s2.OK() {
+			t.Errorf("summary %+v is OK", s2)
+		}
 	}
 }
 

@@ -6,10 +6,12 @@
 //
 // It expects at least once delivery from a master that restarts: a result
 // read again (its ack was lost) is counted once. A put that got no answer
-// (the master went away) is put again, as the master does not yet
-// deduplicate puts, so its items may be stored twice; their extra results
-// are recognised by value (task k's result is k*k), tolerated and counted.
-// Against a master with -data-dir nothing answered may be missing.
+// even after the client's own resends (which the master deduplicates) is
+// put again as a new put, so its items may be stored twice; their extra
+// results are recognised by value (task k's result is k*k), tolerated and
+// counted. Against a master with -data-dir nothing answered may be
+// missing, no task done again once its result was read, and no result id
+// given twice.
 package producer
 
 import (
