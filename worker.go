@@ -77,6 +77,14 @@ type WorkerConfig struct {
 	// master opens and with false when it ends; the slave reports it as
 	// its health.
 	OnConnection func(connected bool)
+	// ObserveHandlers, if set, is told how long handlers take, for
+	// metrics: it is called after each run of n handlers (one after the
+	// other, in one of the pool's goroutines) that took d together. It is
+	// called per chunk of tasks, not per task: a chunk of fast tasks (up to
+	// about 5 ms of work) is one call, a slow task is a call of its own.
+	// It is called from the pool's goroutines at once, so it must be safe
+	// for concurrent use, and quick.
+	ObserveHandlers func(n int, d time.Duration)
 	// Logger. Default: the client's logger.
 	Logger hclog.Logger
 }
@@ -90,6 +98,9 @@ type WorkerStats struct {
 	Extended   uint64 // lease extensions the worker sent by itself
 	Abandoned  uint64 // tasks held past MaxHold, whose leases it let run out
 	Reconnects uint64
+	// Held is a gauge: deliveries received on the current stream and not
+	// yet settled, running or waiting to run.
+	Held int64
 }
 
 // Worker pulls tasks from a queue over one stream, runs a handler on a fixed
@@ -103,6 +114,8 @@ type Worker struct {
 	log hclog.Logger
 
 	processed, failed, released, refused, extended, abandoned, reconnects atomic.Uint64
+	// cur is the open stream, if any (for WorkerStats.Held).
+	cur atomic.Pointer[workerStream]
 	// taskNanos is a moving average of the handler time per task, for the
 	// adaptive prefetch; 0 until measured.
 	taskNanos atomic.Int64
@@ -169,7 +182,16 @@ func (w *Worker) Stats() WorkerStats {
 		Extended:   w.extended.Load(),
 		Abandoned:  w.abandoned.Load(),
 		Reconnects: w.reconnects.Load(),
+		Held:       w.held(),
 	}
+}
+
+// held counts the deliveries the open stream holds.
+func (w *Worker) held() int64 {
+	if s := w.cur.Load(); s != nil {
+		return max(s.held.Load(), 0)
+	}
+	return 0
 }
 
 // Adaptive prefetch: each slot holds about adaptiveWork of work, between 1
@@ -300,6 +322,7 @@ func (w *Worker) runJob(ctx, hctx context.Context, j job) {
 		if i < len(j.tasks)-1 {
 			if d := time.Since(start); d > flushAfter {
 				w.observe(d, ran)
+				w.report(d, ran)
 				w.push(j, st, i+1)
 				// Tasks this slow flush again soon: room for about as
 				// many as ran, not for the whole rest of the chunk.
@@ -308,8 +331,17 @@ func (w *Worker) runJob(ctx, hctx context.Context, j job) {
 			}
 		}
 	}
-	w.observe(time.Since(start), ran)
+	d := time.Since(start)
+	w.observe(d, ran)
+	w.report(d, ran)
 	w.push(j, st, len(j.tasks))
+}
+
+// report tells WorkerConfig.ObserveHandlers of n handlers that took d.
+func (w *Worker) report(d time.Duration, n int) {
+	if f := w.cfg.ObserveHandlers; f != nil && n > 0 {
+		f(n, d)
+	}
 }
 
 // push hands the settles of j.tasks[:upto] to the sender, once their leases

@@ -117,6 +117,8 @@ func (w *Worker) consume(ctx context.Context, jobs chan<- job) (delivered bool, 
 	}
 	s := &workerStream{out: make(chan *settles, w.maxWindow()), done: make(chan struct{})}
 	defer s.finish()
+	w.cur.Store(s)
+	defer w.cur.CompareAndSwap(s, nil)
 	// Leases are renewed from this loop, which sends everything on the
 	// stream: a renewal taken from s.renew goes out before the settle of
 	// its task, which the pool queues on s.out only once the task left

@@ -145,10 +145,20 @@ func waitAddr(ctx context.Context, p *Proc, file string, timeout, poll time.Dura
 
 // StartSlaves starts k slave processes against addr.
 func (e *Env) StartSlaves(addr string, k int) ([]*Proc, error) {
+	return e.StartSlavesWith(addr, k, nil)
+}
+
+// StartSlavesWith starts k slave processes against addr, slave i with the
+// extra flags extra(i) if extra is set.
+func (e *Env) StartSlavesWith(addr string, k int, extra func(i int) []string) ([]*Proc, error) {
 	var ps []*Proc
 	for i := range k {
-		p, err := e.Procs.Start(fmt.Sprintf("slave %d", i+1), e.Slave, "-master", addr, "-authkey-file", e.KeyFile,
-			"-log-level", "warn", "-prefetch", strconv.Itoa(e.Prefetch))
+		argv := []string{e.Slave, "-master", addr, "-authkey-file", e.KeyFile,
+			"-log-level", "warn", "-prefetch", strconv.Itoa(e.Prefetch)}
+		if extra != nil {
+			argv = append(argv, extra(i)...)
+		}
+		p, err := e.Procs.Start(fmt.Sprintf("slave %d", i+1), argv...)
 		if err != nil {
 			for _, q := range ps {
 				q.Kill()

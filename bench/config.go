@@ -22,10 +22,12 @@ const (
 	scenarioDurable        = "durable"
 	scenarioDurableLatency = "durable-latency"
 	scenarioRestart        = "restart"
+	// Metrics on against off (issue 10 §7).
+	scenarioMetrics = "metrics"
 )
 
 var allScenarios = []string{scenarioDemo, scenarioPython, scenarioProducer, scenarioDurable, scenarioLatency,
-	scenarioDurableLatency, scenarioMemory, scenarioRestart, scenarioMany}
+	scenarioDurableLatency, scenarioMetrics, scenarioMemory, scenarioRestart, scenarioMany}
 
 // Config is the suite's command line. Zero sizes take the defaults of the
 // full or the -quick run.

@@ -81,6 +81,14 @@ type ThroughputRow struct {
 	InMemory float64 `json:"in_memory_tasks_per_s,omitempty"`
 	// DiskBytes is the data dir's size after a run (durable rows only).
 	DiskBytes int64 `json:"data_dir_bytes,omitempty"`
+	// VsMetricsOff is Median / the median of the same workload without
+	// -http-addr, measured interleaved with it (metrics rows only),
+	// MetricsGoal the least it should be, MetricsOff that median, and
+	// Scrapes how many scrapes of /metrics answered during its runs.
+	VsMetricsOff float64 `json:"vs_metrics_off,omitempty"`
+	MetricsGoal  float64 `json:"goal_vs_metrics_off,omitempty"`
+	MetricsOff   float64 `json:"metrics_off_tasks_per_s,omitempty"`
+	Scrapes      int     `json:"scrapes,omitempty"`
 }
 
 // LatencyRow is one open-loop latency phase.

@@ -41,12 +41,17 @@ func (s *Suite) demo(ctx context.Context) error {
 // them; the master exits at the end and the slaves once the queue is
 // closed and drained. extra are more flags of the master (-data-dir).
 func (s *Suite) demoRun(ctx context.Context, n, k int, extra ...string) (DemoResult, error) {
+	return s.demoRunWith(ctx, n, k, nil, extra...)
+}
+
+// demoRunWith is demoRun with extra flags slaveExtra(i) for slave i.
+func (s *Suite) demoRunWith(ctx context.Context, n, k int, slaveExtra func(i int) []string, extra ...string) (DemoResult, error) {
 	master, addr, err := s.env.StartMaster(ctx, append([]string{"-demo", strconv.Itoa(n), "-demo-slaves", strconv.Itoa(k),
 		"-demo-progress", "log", "-log-level", "warn"}, extra...)...)
 	if err != nil {
 		return DemoResult{}, err
 	}
-	slaves, err := s.env.StartSlaves(addr, k)
+	slaves, err := s.env.StartSlavesWith(addr, k, slaveExtra)
 	if err != nil {
 		master.Kill()
 		return DemoResult{}, err

@@ -125,6 +125,7 @@ func (s *Suite) runAll(ctx context.Context) error {
 		{scenarioDurable, s.durable},
 		{scenarioLatency, s.latency},
 		{scenarioDurableLatency, s.durableLatency},
+		{scenarioMetrics, s.metrics},
 		{scenarioMemory, s.memory},
 		{scenarioRestart, s.restart},
 		{scenarioMany, s.many},

@@ -93,6 +93,7 @@ func WriteTables(w io.Writer, r *Report) {
 	}
 
 	writeDurable(w, r)
+	writeMetrics(w, r)
 
 	if len(r.Latency) > 0 {
 		fmt.Fprintln(w, "\nLATENCY (put → result, master + 2 slaves, open loop)")
@@ -160,6 +161,31 @@ func writeDurable(w io.Writer, r *Report) {
 		return
 	}
 	fmt.Fprintln(w, "\nDURABLE vs IN-MEMORY (master -data-dir; medians of interleaved runs in this run)")
+	t.Render(w)
+}
+
+// writeMetrics prints the metrics rows against the figure without
+// metrics measured interleaved with them.
+func writeMetrics(w io.Writer, r *Report) {
+	t := &Table{
+		Header: []string{"metrics", "off/s", "on/s", "ratio", "goal", "verdict", "scrapes answered"},
+		Right:  map[int]bool{1: true, 2: true, 3: true, 4: true, 6: true},
+	}
+	for _, row := range r.Throughput {
+		if row.MetricsGoal == 0 {
+			continue
+		}
+		verdict := "met"
+		if row.VsMetricsOff < row.MetricsGoal {
+			verdict = "NOT MET"
+		}
+		t.Rows = append(t.Rows, []string{row.Config, fmtRate(row.MetricsOff), fmtRate(row.Median),
+			fmtRatio(row.VsMetricsOff), "≥ " + fmtRatio(row.MetricsGoal), verdict, strconv.Itoa(row.Scrapes)})
+	}
+	if len(t.Rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nMETRICS ON vs OFF (-http-addr on the master and the slaves, scraped about once a second; medians of interleaved runs in this run)")
 	t.Render(w)
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/distq/distq/internal/fdlimit"
 	"github.com/distq/distq/internal/healthcheck"
 	"github.com/distq/distq/internal/logging"
+	"github.com/distq/distq/internal/metrics"
 	"github.com/distq/distq/internal/queue"
 	"github.com/distq/distq/internal/ratelog"
 	"github.com/distq/distq/internal/server"
@@ -80,6 +81,7 @@ type Main struct {
 	logLevel        string
 	logFormat       string
 	debugAddr       string
+	httpAddr        string
 	healthcheck     bool
 	demoN           int
 	demoProgress    string
@@ -185,6 +187,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.logFormat, "log-format", "text", "text, or json for machines")
 	fs.BoolVar(&m.healthcheck, "healthcheck", false, "probe the health service of the master at -listen, exit 0 if SERVING, 1 otherwise (for container healthchecks)")
 	fs.StringVar(&m.debugAddr, "debug-addr", "", "serve Go profiles (/debug/pprof/) on this `host:port`; off when empty")
+	fs.StringVar(&m.httpAddr, "http-addr", os.Getenv(EnvHTTPAddr), "serve Prometheus metrics at /metrics on this `host:port` (else $"+EnvHTTPAddr+"; a loopback address is best); off when empty")
 	fs.IntVar(&m.demoN, "demo", 0, "also be the recipe's producer: put `N` random numbers, check the N squares that come back, then exit")
 	fs.StringVar(&m.addrFile, "addr-file", "", "write the bound `host:port` to this file once serving (for scripts using -listen with port 0)")
 	fs.IntVar(&m.demoSlaves, "demo-slaves", 0, "with -demo: put the first task once `N` consumers (slaves) read the task queue, so the summary times the work, not their start-up (0: at once)")
@@ -312,6 +315,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	bcfg := m.brokerConfig(log.Named("queue"))
 	bcfg.Incarnation = inc
+	mm := newMasterMetrics(m.httpAddr)
 	var store *durable.Store
 	if m.dataDir != "" {
 		mode, _ := wal.ParseFsyncMode(m.fsync)
@@ -322,6 +326,7 @@ func (m *Main) Run(ctx context.Context) error {
 			Salvage:      m.salvageLog,
 			LockInfo:     "listening on " + m.listen,
 			Logger:       log.Named("data"),
+			OnGroup:      mm.onGroup(),
 		})
 		if err != nil {
 			return fmt.Errorf("-data-dir %s: %w", m.dataDir, err)
@@ -378,11 +383,23 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxWaits:       m.maxWaits,
 		Refusals:       refusals,
 		Logger:         log.Named("server"),
+		Options:        mm.serverOptions(),
 	})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
+	src := metrics.MasterSources{Queues: broker.Queues, Conns: srv.Conns, Sessions: authSrv.Sessions, Refusals: refusals.Totals}
+	if store != nil {
+		src.Log = store.Stats
+	}
+	web, err := mm.serve(m.httpAddr, src, srv, log.Named("http"))
+	if err != nil {
+		return err
+	}
+	if web != nil {
+		defer web.Close()
+	}
 
 	if m.addrFile != "" {
 		if err := writeFileAtomic(m.addrFile, srv.Addr().String()+"\n"); err != nil {

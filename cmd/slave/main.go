@@ -23,6 +23,7 @@ import (
 	"github.com/distq/distq/internal/gcpercent"
 	"github.com/distq/distq/internal/healthcheck"
 	"github.com/distq/distq/internal/logging"
+	"github.com/distq/distq/internal/metrics"
 	"github.com/distq/distq/internal/tlsconfig"
 )
 
@@ -66,6 +67,7 @@ type Main struct {
 	logFormat       string
 	debugAddr       string
 	healthAddr      string
+	httpAddr        string
 	healthcheck     bool
 }
 
@@ -96,6 +98,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.healthAddr, "health-addr", "", "serve the gRPC health service on this `host:port` (SERVING while connected to the master); off when empty")
 	fs.BoolVar(&m.healthcheck, "healthcheck", false, "probe the health service at -health-addr, exit 0 if SERVING, 1 otherwise (for container healthchecks)")
 	fs.StringVar(&m.debugAddr, "debug-addr", "", "serve Go profiles (/debug/pprof/) on this `host:port`; off when empty")
+	fs.StringVar(&m.httpAddr, "http-addr", os.Getenv(EnvHTTPAddr), "serve Prometheus metrics at /metrics on this `host:port` (else $"+EnvHTTPAddr+"; a loopback address is best); off when empty")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -162,6 +165,13 @@ func (m *Main) Run(ctx context.Context) error {
 		defer hs.Close()
 		onConn = hs.SetServing
 	}
+	var wm *metrics.Worker
+	var observe func(int, time.Duration)
+	if m.httpAddr != "" {
+		wm = metrics.NewWorker(m.queue)
+		observe = wm.ObserveHandlers
+		onConn = both(onConn, wm.SetConnected)
+	}
 	client, err := distq.NewClient(m.master, distq.Options{AuthKey: key, TLS: tlsCfg, Logger: log})
 	if err != nil {
 		return err
@@ -177,10 +187,19 @@ func (m *Main) Run(ctx context.Context) error {
 		NoAutoExtend:    m.noAutoExtend,
 		MaxHold:         m.maxHold,
 		OnConnection:    onConn,
+		ObserveHandlers: observe,
 		Logger:          log.Named("worker"),
 	}, m.square)
 	if err != nil {
 		return err
+	}
+	if wm != nil {
+		wm.Attach(w.Stats)
+		web, err := serveMetrics(m.httpAddr, wm, log.Named("http"))
+		if err != nil {
+			return err
+		}
+		defer web.Close()
 	}
 	log.Info("slave starting", "master", m.master, "queue", m.queue, "concurrency", m.concurrency, "auto_extend", !m.noAutoExtend, "max_hold", m.maxHold, "tls", tlsCfg != nil)
 	return w.Run(ctx)

@@ -51,6 +51,8 @@ type Config struct {
 	// two looks.
 	SnapshotCheck time.Duration
 	Logger        hclog.Logger
+	// OnGroup, if set, is told of each group the log writes (wal.Options.OnGroup).
+	OnGroup func(wal.Group)
 }
 
 // DefaultSnapshotEvery is Config.SnapshotEvery's default.
@@ -140,6 +142,7 @@ func Open(cfg Config) (*Store, error) {
 		SyncInterval: cfg.SyncInterval,
 		Salvage:      cfg.Salvage,
 		LockInfo:     cfg.LockInfo,
+		OnGroup:      cfg.OnGroup,
 	}, restore, replay)
 	if err != nil {
 		s.cancel()

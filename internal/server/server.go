@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -86,6 +87,10 @@ type Config struct {
 	Refusals *ratelog.Log
 	// Logger. Default: a null logger.
 	Logger hclog.Logger
+	// Options are more gRPC server options, applied before the server's
+	// own: interceptors given here run outside its own (gRPC metrics see
+	// every call that gets past the tap, refused or not).
+	Options []grpc.ServerOption
 }
 
 // Server serves the queues over gRPC.
@@ -175,6 +180,7 @@ func New(cfg Config) (*Server, error) {
 			PermitWithoutStream: true,
 		}),
 	}
+	opts = append(slices.Clip(cfg.Options), opts...)
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}

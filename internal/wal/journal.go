@@ -221,8 +221,12 @@ func (l *Log) writer() {
 			l.mu.Unlock()
 
 			sync := g.real && l.opts.Fsync == FsyncAlways
+			prev, t0 := l.w.placed, time.Now()
 			ok := l.persist(g.frames, sync, g.real)
 			l.stats.groups.Add(1)
+			if ok && l.opts.OnGroup != nil {
+				l.opts.OnGroup(Group{Records: int(g.end - prev), Bytes: len(g.frames), Duration: time.Since(t0), Synced: sync})
+			}
 			if ok && l.opts.Fsync == FsyncInterval {
 				l.setDurable(l.w.placed)
 			}

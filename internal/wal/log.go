@@ -92,6 +92,19 @@ type Options struct {
 	// LockInfo is written into DIR/LOCK after "pid host started-at", for
 	// the message a second process gets (e.g. "listening on :4000").
 	LockInfo string
+	// OnGroup, if set, is called by the writer goroutine after each group
+	// it wrote (once per group, never per record), for metrics. It must
+	// return quickly: the next group waits for it.
+	OnGroup func(Group)
+}
+
+// Group describes one group the writer wrote: one write and, when
+// Synced, one fdatasync.
+type Group struct {
+	Records  int           // frames in the group (callers' records and the idle no-op)
+	Bytes    int           // their bytes
+	Duration time.Duration // to write the group and, when Synced, fdatasync it
+	Synced   bool          // fdatasynced within its turn (-fsync always)
 }
 
 func (o *Options) defaults() error {
