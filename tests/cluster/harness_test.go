@@ -35,8 +35,11 @@ type cluster struct {
 	t       *testing.T
 	project string
 	port    int
-	keyFile string
-	env     []string
+	// The host's loopback ports of the master's metrics and of Prometheus
+	// (profile "metrics").
+	httpPort, promPort int
+	keyFile            string
+	env                []string
 }
 
 func repoRoot(t *testing.T) string {
@@ -74,7 +77,9 @@ func newCluster(t *testing.T, vars map[string]string) *cluster {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	c.env = append(os.Environ(), "DISTQ_PORT="+strconv.Itoa(c.port), "DISTQ_AUTHKEY_HOST_FILE="+c.keyFile)
+	c.httpPort, c.promPort = freePort(t), freePort(t)
+	c.env = append(os.Environ(), "DISTQ_PORT="+strconv.Itoa(c.port), "DISTQ_AUTHKEY_HOST_FILE="+c.keyFile,
+		"DISTQ_HTTP_PORT="+strconv.Itoa(c.httpPort), "DISTQ_PROMETHEUS_PORT="+strconv.Itoa(c.promPort))
 	for k, v := range vars {
 		c.env = append(c.env, k+"="+v)
 	}
