@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-
 	"github.com/distq/distq/internal/packed"
 	"github.com/distq/distq/internal/queue"
 	pb "github.com/distq/distq/proto/distq/v1"
