@@ -82,6 +82,12 @@ func fromStatus(err error) error {
 	if !ok {
 		return err
 	}
+	switch st.Code() {
+	case codes.Canceled:
+		return context.Canceled
+	case codes.DeadlineExceeded:
+		return context.DeadlineExceeded
+	}
 	reason := errinfo.Reason(st)
 	if reason != "" {
 		return &Error{Kind: kindOf(reason), Msg: st.Message(), Code: st.Code(), Reason: reason}

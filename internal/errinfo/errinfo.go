@@ -36,7 +36,7 @@ func New(code codes.Code, reason, msg string) *status.Status {
 	if with, err := st.WithDetails(&errdetails.ErrorInfo{Domain: Domain, Reason: reason}); err == nil {
 		return with
 	}
-	return st // cannot happen: an ErrorInfo always marshals
+	return st // only a reason that is not UTF-8 does not marshal; ours are constants
 }
 
 // Error is New as an error.
