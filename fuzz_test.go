@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/distq/distq/internal/errinfo"
 	pb "github.com/distq/distq/proto/distq/v1"
 )
 
@@ -181,18 +182,28 @@ func FuzzWorkerReceive(f *testing.F) {
 
 // FuzzFromStatus maps whatever status a master sends to a client error.
 func FuzzFromStatus(f *testing.F) {
-	f.Add(uint32(codes.ResourceExhausted), "distq: queue full: \"tasks\" holds 3 items")
-	f.Add(uint32(codes.ResourceExhausted), "grpc: received message larger than max (4096 vs. 1024)")
-	f.Add(uint32(codes.FailedPrecondition), "distq: queue closed")
-	f.Add(uint32(codes.NotFound), "distq: unknown queue \"x\"")
-	f.Add(uint32(codes.Unauthenticated), "distq: session unknown")
-	f.Add(uint32(codes.Unauthenticated), "distq: authentication failed")
-	f.Add(uint32(codes.Canceled), "")
-	f.Add(uint32(codes.DeadlineExceeded), "")
-	f.Add(uint32(codes.OK), "")
-	f.Add(uint32(1000), "\xff")
-	f.Fuzz(func(t *testing.T, code uint32, msg string) {
+	f.Add(uint32(codes.ResourceExhausted), "distq: queue full: \"tasks\" holds 3 items", "")
+	f.Add(uint32(codes.ResourceExhausted), "grpc: received message larger than max (4096 vs. 1024)", "")
+	f.Add(uint32(codes.FailedPrecondition), "distq: queue closed", "")
+	f.Add(uint32(codes.NotFound), "distq: unknown queue \"x\"", "")
+	f.Add(uint32(codes.Unauthenticated), "distq: session unknown", "")
+	f.Add(uint32(codes.Unauthenticated), "distq: authentication failed", "")
+	f.Add(uint32(codes.Canceled), "", "")
+	f.Add(uint32(codes.DeadlineExceeded), "", "")
+	f.Add(uint32(codes.OK), "", "")
+	f.Add(uint32(1000), "\xff", "")
+	// With a reason (errinfo): the message no longer matters.
+	f.Add(uint32(codes.ResourceExhausted), "anything", errinfo.QueueFull)
+	f.Add(uint32(codes.ResourceExhausted), "distq: queue full", errinfo.NoSpace)
+	f.Add(uint32(codes.NotFound), "", errinfo.UnknownQueue)
+	f.Add(uint32(codes.Unavailable), "", "SOMETHING_NEW")
+	f.Fuzz(func(t *testing.T, code uint32, msg, reason string) {
 		in := status.Error(codes.Code(code), msg)
+		if reason != "" && codes.Code(code) != codes.OK {
+			in = errinfo.Error(codes.Code(code), reason, msg)
+			// What went on the wire: a reason that is not UTF-8 cannot.
+			reason = errinfo.Reason(status.Convert(in))
+		}
 		err := fromStatus(in)
 		if in == nil {
 			if err != nil {
@@ -205,10 +216,13 @@ func FuzzFromStatus(f *testing.F) {
 		}
 		_ = err.Error()
 		full := codes.Code(code) == codes.ResourceExhausted && strings.HasPrefix(msg, "distq: queue full")
+		if reason != "" && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			full = reason == errinfo.QueueFull
+		}
 		if errors.Is(err, ErrFull) != full {
 			t.Fatalf("fromStatus(%v) = %v: ErrFull %v, want %v", in, err, errors.Is(err, ErrFull), full)
 		}
-		if IsPermanent(err) && codes.Code(code) != codes.NotFound && codes.Code(code) != codes.Unauthenticated {
+		if IsPermanent(err) && codes.Code(code) != codes.NotFound && codes.Code(code) != codes.Unauthenticated && reason != errinfo.UnknownQueue {
 			t.Fatalf("fromStatus(%v) = %v is permanent", in, err)
 		}
 		_ = wrapAuth(in, "master:1").Error()
