@@ -61,6 +61,12 @@ var queueMetrics = []struct {
 		}
 		return 0
 	}},
+	{qdesc("paused", "1 while delivery from the queue is paused (it still takes puts), else 0."), prometheus.GaugeValue, func(s *queue.Stats) float64 {
+		if s.Paused {
+			return 1
+		}
+		return 0
+	}},
 	{qdesc("puts_total", "Items put into the queue (for a dead-letter queue: items dead-lettered into it; for a reply queue: replies put with acks)."), prometheus.CounterValue, func(s *queue.Stats) float64 { return float64(s.PutTotal) }},
 	{qdesc("deliveries_total", "Deliveries of items, first ones and redeliveries."), prometheus.CounterValue, func(s *queue.Stats) float64 { return float64(s.DeliveredTotal) }},
 	{qdesc("redeliveries_total", "Deliveries of items delivered before (after a nack, an expired lease or a lost consumer)."), prometheus.CounterValue, func(s *queue.Stats) float64 { return float64(s.RedeliveredTotal) }},
@@ -68,6 +74,7 @@ var queueMetrics = []struct {
 	{qdesc("nacks_total", "Deliveries nacked (failed by their consumer, or handed back)."), prometheus.CounterValue, func(s *queue.Stats) float64 { return float64(s.NackedTotal) }},
 	{qdesc("leases_expired_total", "Leases that ran out before their item was settled; the item went back to the queue."), prometheus.CounterValue, func(s *queue.Stats) float64 { return float64(s.ExpiredTotal) }},
 	{qdesc("settles_refused_total", "Acks, nacks and extends refused: late ones, whose lease was no longer held (it expired, or was of another run of the master), and the few that could not be done (reply queue closed, log failing)."), prometheus.CounterValue, func(s *queue.Stats) float64 { return float64(s.RefusedTotal) }},
+	{qdesc("purged_total", "Items removed by a purge (ready and delayed ones; of a dead-letter queue, its dead items)."), prometheus.CounterValue, func(s *queue.Stats) float64 { return float64(s.PurgedTotal) }},
 	{qdesc("dead_lettered_total", "Items moved from the queue to its dead-letter queue (out of attempts, or failed permanently)."), prometheus.CounterValue, func(s *queue.Stats) float64 { return float64(s.DeadTotal) }},
 }
 
