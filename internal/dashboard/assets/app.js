@@ -7,6 +7,7 @@
 (function () {
   const POLL_MS = 1000;
   const HISTORY = 120; // samples kept per queue for the charts (2 minutes)
+  const MIN_SPAN = 30; // the charts' time axis spans at least this many samples
   const $ = (id) => document.getElementById(id);
 
   let csrf = "";
@@ -185,27 +186,38 @@
     const g = c.getContext("2d");
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, w, hgt);
-    const L = 48, R = 6, T = 20, B = 16;
+    // The legend first, wrapping as the width asks; the plot below it.
+    g.font = "11px system-ui, sans-serif";
+    g.textBaseline = "middle";
+    g.textAlign = "left";
+    let lx = 48, ly = 7;
+    const keys = [];
+    for (const [, label, color] of series) {
+      const lw = 20 + g.measureText(label).width;
+      if (lx + lw > w && lx > 48) { lx = 48; ly += 14; }
+      keys.push([label, color, lx, ly]);
+      lx += lw;
+    }
+    const L = 48, R = 6, T = ly + 13, B = 16;
     const pw = w - L - R, ph = hgt - T - B;
     let max = 0;
     for (const p of h) for (const [k] of series) max = Math.max(max, pick(p, k));
     max = niceMax(max);
-    g.font = "11px system-ui, sans-serif";
     g.strokeStyle = "#e3e7ed";
     g.fillStyle = "#5b6678";
     g.lineWidth = 1;
     g.textAlign = "right";
-    g.textBaseline = "middle";
     for (let i = 0; i <= 4; i++) {
       const y = T + ph - ph * i / 4;
       g.beginPath(); g.moveTo(L, y + .5); g.lineTo(L + pw, y + .5); g.stroke();
       g.fillText(short(max * i / 4), L - 4, y);
     }
+    // The time axis spans the history held, at least MIN_SPAN samples.
+    const span = Math.max(h.length, MIN_SPAN);
     g.textAlign = "left";
-    g.fillText("last " + Math.round(HISTORY * POLL_MS / 1000) + " s", L, T + ph + 9);
-    const x = (i) => L + pw - (h.length - 1 - i) * pw / (HISTORY - 1);
-    let lx = L;
-    for (const [k, label, color] of series) {
+    g.fillText("last " + Math.round(span * POLL_MS / 1000) + " s", L, T + ph + 9);
+    const x = (i) => L + pw - (h.length - 1 - i) * pw / (span - 1);
+    for (const [k, , color] of series) {
       g.strokeStyle = color;
       g.lineWidth = 1.6;
       g.beginPath();
@@ -214,12 +226,12 @@
         if (i === 0) g.moveTo(x(i), y); else g.lineTo(x(i), y);
       });
       g.stroke();
+    }
+    for (const [label, color, kx, ky] of keys) {
       g.fillStyle = color;
-      g.fillRect(lx, 5, 10, 3);
+      g.fillRect(kx, ky - 1.5, 10, 3);
       g.fillStyle = "#1d2430";
-      g.textBaseline = "middle";
-      g.fillText(label, lx + 13, 7);
-      lx += 20 + g.measureText(label).width;
+      g.fillText(label, kx + 13, ky);
     }
   }
 
