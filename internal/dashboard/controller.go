@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -14,7 +15,8 @@ import (
 var ErrUnsupported = errors.New("not supported by this master")
 
 // Controller is what the dashboard's handlers need of the master: the
-// broker, called in process. BrokerController implements it over
+// broker, called in process. A change is answered once it is durable (on
+// a master with -data-dir), as the gRPC API answers it. BrokerController implements it over
 // *queue.Broker; tests give their own.
 type Controller interface {
 	// Features says which optional parts the controller has.
@@ -24,15 +26,15 @@ type Controller interface {
 	Queues() []QueueView
 	// Dead pages through the ready items of queue's dead-letter queue,
 	// oldest first; queue names the origin, not "<queue>.dead".
-	Dead(queue string, offset, limit int) (DeadPage, error)
+	Dead(ctx context.Context, queue string, offset, limit int) (DeadPage, error)
 	// Requeue moves dead items of queue back into it: those named, or
 	// all when ids is empty.
-	Requeue(queue string, ids []uint64) (int, error)
+	Requeue(ctx context.Context, queue string, ids []uint64) (int, error)
 	// Close closes queue to puts.
-	Close(queue string) error
+	Close(ctx context.Context, queue string) error
 	// SetPaused pauses or resumes delivery from queue (ErrUnsupported
 	// without Features.Pause).
-	SetPaused(queue string, paused bool) error
+	SetPaused(ctx context.Context, queue string, paused bool) error
 	// Workers lists the connected consumers (ErrUnsupported without
 	// Features.Workers).
 	Workers() ([]Worker, error)
@@ -143,7 +145,7 @@ func (c *BrokerController) origin(name string) (*queue.Queue, error) {
 	return q, nil
 }
 
-func (c *BrokerController) Dead(name string, offset, limit int) (DeadPage, error) {
+func (c *BrokerController) Dead(ctx context.Context, name string, offset, limit int) (DeadPage, error) {
 	q, err := c.origin(name)
 	if err != nil {
 		return DeadPage{}, err
@@ -153,7 +155,13 @@ func (c *BrokerController) Dead(name string, offset, limit int) (DeadPage, error
 		return DeadPage{}, err
 	}
 	page := DeadPage{Queue: name, Total: q.Stats().Dead, Items: []DeadItem{}}
-	for _, it := range d.Peek(offset, limit) {
+	items := d.Peek(offset, limit)
+	// An id is shown once its item's record is on disk (as Peek over
+	// gRPC does): it is never given to another item.
+	if err := c.B.Sync(ctx); err != nil {
+		return DeadPage{}, err
+	}
+	for _, it := range items {
 		page.Items = append(page.Items, deadItem(it))
 	}
 	return page, nil
@@ -180,18 +188,25 @@ func deadItem(d queue.Delivery) DeadItem {
 	return it
 }
 
-func (c *BrokerController) Requeue(name string, ids []uint64) (int, error) {
+func (c *BrokerController) Requeue(ctx context.Context, name string, ids []uint64) (int, error) {
 	q, err := c.origin(name)
 	if err != nil {
 		return 0, err
 	}
-	return q.Requeue(ids)
+	n, err := q.Requeue(ids)
+	if err != nil {
+		return 0, err
+	}
+	return n, c.B.Sync(ctx)
 }
 
-func (c *BrokerController) Close(name string) error {
+func (c *BrokerController) Close(ctx context.Context, name string) error {
 	q, err := c.origin(name)
 	if err != nil {
 		return err
 	}
-	return q.Close()
+	if err := q.Close(); err != nil {
+		return err
+	}
+	return c.B.Sync(ctx)
 }

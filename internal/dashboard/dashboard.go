@@ -411,7 +411,7 @@ func (d *Dashboard) dead(w http.ResponseWriter, r *http.Request, _ string) {
 		fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	page, err := d.ctl.Dead(name, offset, limit)
+	page, err := d.ctl.Dead(r.Context(), name, offset, limit)
 	if err != nil {
 		d.failErr(w, err)
 		return
@@ -447,7 +447,7 @@ func (d *Dashboard) requeue(w http.ResponseWriter, r *http.Request, _ string) {
 		}
 		ids = append(ids, id)
 	}
-	n, err := d.ctl.Requeue(req.Queue, ids)
+	n, err := d.ctl.Requeue(r.Context(), req.Queue, ids)
 	if err != nil {
 		d.failErr(w, err)
 		return
@@ -475,7 +475,7 @@ func (d *Dashboard) pause(w http.ResponseWriter, r *http.Request, _ string) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if err := d.ctl.SetPaused(req.Queue, req.Paused); err != nil {
+	if err := d.ctl.SetPaused(r.Context(), req.Queue, req.Paused); err != nil {
 		d.failErr(w, err)
 		return
 	}
@@ -492,7 +492,7 @@ func (d *Dashboard) close(w http.ResponseWriter, r *http.Request, _ string) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if err := d.ctl.Close(req.Queue); err != nil {
+	if err := d.ctl.Close(r.Context(), req.Queue); err != nil {
 		d.failErr(w, err)
 		return
 	}
