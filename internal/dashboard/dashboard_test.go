@@ -254,7 +254,7 @@ func TestOverviewAndDeadJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &ov); err != nil {
 		t.Fatal(err)
 	}
-	if ov.Now != f.clock.Now().UnixMilli() || len(ov.Queues) != 2 || ov.Workers != nil || ov.Features.Pause {
+	if ov.Now != f.clock.Now().UnixMilli() || len(ov.Queues) != 2 || ov.Workers == nil || len(ov.Workers) != 0 || !ov.Features.Pause || !ov.Features.Workers {
 		t.Fatalf("overview %s", body)
 	}
 	q := ov.Queues[0]
@@ -306,7 +306,8 @@ func TestOverviewAndDeadJSON(t *testing.T) {
 		{"api/requeue", `{"queue":"tasks","ids":["1"],"extra":1}`, 400},
 		{"api/requeue", `{"queue":"nope","all":true}`, 404},
 		{"api/requeue", `{"queue":"tasks.dead","all":true}`, 400},
-		{"api/pause", `{"queue":"tasks","paused":true}`, 501},
+		{"api/pause", `{"queue":"nope","paused":true}`, 404},
+		{"api/pause", `{"queue":"tasks.dead","paused":true}`, 400},
 		{"api/close", `{"queue":"nope"}`, 404},
 	} {
 		resp, body := f.req("POST", c.path, cookie, c.body, tok)
@@ -317,6 +318,32 @@ func TestOverviewAndDeadJSON(t *testing.T) {
 	wantCode(t, "requeue one", resp, body, 200)
 	if st := f.b.Queues()[0].Stats(); st.Dead != 0 || st.Ready != 2 {
 		t.Fatalf("after requeue: %+v", st)
+	}
+	// Pause and resume; the overview says so, and lists a consumer.
+	tasks, _ := f.b.Queue("tasks")
+	cons, err := tasks.NewConsumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	cons.Grant(7)
+	resp, body = f.req("POST", "api/pause", cookie, `{"queue":"tasks","paused":true}`, tok)
+	wantCode(t, "pause", resp, body, 200)
+	if !tasks.Paused() {
+		t.Fatal("pause did not pause")
+	}
+	_, body = f.req("GET", "api/overview", cookie, "", nil)
+	ov = Overview{}
+	if err := json.Unmarshal([]byte(body), &ov); err != nil {
+		t.Fatal(err)
+	}
+	if !ov.Queues[0].Paused || len(ov.Workers) != 1 || ov.Workers[0].Queue != "tasks" || ov.Workers[0].Credit != 7 {
+		t.Fatalf("overview of a paused queue with a consumer: %s", body)
+	}
+	resp, body = f.req("POST", "api/pause", cookie, `{"queue":"tasks","paused":false}`, tok)
+	wantCode(t, "resume", resp, body, 200)
+	if tasks.Paused() {
+		t.Fatal("resume did not resume")
 	}
 	resp, body = f.req("POST", "api/close", cookie, `{"queue":"tasks"}`, tok)
 	wantCode(t, "close", resp, body, 200)

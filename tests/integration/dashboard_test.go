@@ -50,7 +50,8 @@ func dashboardURL(t *testing.T, p *proc) string {
 // The dashboard in a real headless Chromium: a master with a producer and
 // a slave at work; the page refuses a wrong credential, logs in with the
 // dashboard credential, shows the counters moving and the rates drawn,
-// lists a dead item with its error, and requeues it at a click.
+// lists the slave among the workers and a dead item with its error,
+// requeues the item at a click, and pauses and resumes a queue.
 func TestDashboardInABrowser(t *testing.T) {
 	browser, err := chromium()
 	if err != nil {
@@ -180,6 +181,8 @@ func TestDashboardInABrowser(t *testing.T) {
 		// The dead item of jobs, with its error and payload.
 		chromedp.WaitVisible(css(deadRow+` button.requeue`)),
 		poll(`document.querySelectorAll('#charts canvas').length >= 6`),
+		// The slave, in the workers' table.
+		poll(`Array.from(document.querySelectorAll('#workers-table tbody tr')).some((tr) => tr.cells[1].textContent === "tasks")`),
 	)
 	if err != nil {
 		t.Fatalf("watching the counters: %v", err)
@@ -226,6 +229,24 @@ func TestDashboardInABrowser(t *testing.T) {
 	if dead, err := jobs.Dead(ctx, 0, 10); err != nil || len(dead) != 0 {
 		t.Fatalf("after the click, jobs.dead holds %v (%v)", dead, err)
 	}
+	// Pause tasks by clicking, then resume it.
+	err = chromedp.Do(bctx,
+		chromedp.Click(css(row+` button.pause`)),
+		poll(`document.querySelector('`+row+` .c-state').textContent === "paused"`),
+		poll(`document.querySelector('`+row+` button.pause').textContent === "Resume"`),
+	)
+	if err != nil {
+		t.Fatalf("pause by click: %v", err)
+	}
+	m.waitLine("dashboard: queue paused or resumed: queue=tasks paused=true", 30*time.Second)
+	err = chromedp.Do(bctx,
+		chromedp.Click(css(row+` button.pause`)),
+		poll(`document.querySelector('`+row+` .c-state').textContent === "open"`),
+	)
+	if err != nil {
+		t.Fatalf("resume by click: %v", err)
+	}
+	m.waitLine("dashboard: queue paused or resumed: queue=tasks paused=false", 30*time.Second)
 	got, err := jobs.GetNowait(ctx)
 	if err != nil || got.ID != deadID || string(got.Payload) != `{"report":"q3"}` {
 		t.Fatalf("the requeued item: %+v, %v", got, err)
