@@ -39,6 +39,8 @@ func (m *Main) dashboardRoutes(b *queue.Broker, key []byte, log hclog.Logger) (f
 		Controller: &dashboard.BrokerController{B: b},
 		Credential: cred,
 		Logger:     log,
+		// On loopback, a Host that is another name is refused (DNS rebinding).
+		LoopbackOnly: dashboard.IsLoopback(m.httpAddr),
 	})
 	if err != nil {
 		return nil, err

@@ -25,7 +25,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -86,6 +88,11 @@ type Config struct {
 	LoginEvery time.Duration
 	// Now is the clock (time.Now).
 	Now func() time.Time
+	// LoopbackOnly refuses requests whose Host header is a name other
+	// than localhost: a page of another site whose name was made to
+	// resolve to 127.0.0.1 (DNS rebinding) is then refused outright.
+	// Set it when the listener is bound to a loopback address.
+	LoopbackOnly bool
 }
 
 // Dashboard serves the page and its API.
@@ -97,6 +104,7 @@ type Dashboard struct {
 	logins   *bucket
 	ttl      time.Duration
 	now      func() time.Time
+	loopback bool
 }
 
 //go:embed assets
@@ -139,6 +147,7 @@ func New(cfg Config) (*Dashboard, error) {
 		logins:   newBucket(cfg.LoginBurst, cfg.LoginEvery, cfg.Now),
 		ttl:      cfg.SessionTTL,
 		now:      cfg.Now,
+		loopback: cfg.LoopbackOnly,
 	}, nil
 }
 
@@ -146,17 +155,18 @@ func New(cfg Config) (*Dashboard, error) {
 // under Path+"api/", and a redirect from "/" to Path.
 func (d *Dashboard) Register(mux *http.ServeMux) {
 	static, _ := fs.Sub(assets, "assets")
+	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.ServeFileFS(w, r, static, "index.html") })
 	mux.Handle("GET /{$}", http.RedirectHandler(Path, http.StatusFound))
-	mux.Handle("GET "+Path+"{$}", d.page(static))
-	mux.Handle("GET "+Path+"static/", headers(http.StripPrefix(Path+"static/", http.FileServerFS(static)), false))
-	mux.Handle("POST "+Path+"api/login", headers(http.HandlerFunc(d.login), true))
-	mux.Handle("GET "+Path+"api/session", headers(d.authed(d.session), true))
-	mux.Handle("POST "+Path+"api/logout", headers(d.action(d.logout), true))
-	mux.Handle("GET "+Path+"api/overview", headers(d.authed(d.overview), true))
-	mux.Handle("GET "+Path+"api/dead", headers(d.authed(d.dead), true))
-	mux.Handle("POST "+Path+"api/requeue", headers(d.action(d.requeue), true))
-	mux.Handle("POST "+Path+"api/pause", headers(d.action(d.pause), true))
-	mux.Handle("POST "+Path+"api/close", headers(d.action(d.close), true))
+	mux.Handle("GET "+Path+"{$}", d.headers(page, false))
+	mux.Handle("GET "+Path+"static/", d.headers(http.StripPrefix(Path+"static/", http.FileServerFS(static)), false))
+	mux.Handle("POST "+Path+"api/login", d.headers(http.HandlerFunc(d.login), true))
+	mux.Handle("GET "+Path+"api/session", d.headers(d.authed(d.session), true))
+	mux.Handle("POST "+Path+"api/logout", d.headers(d.action(d.logout), true))
+	mux.Handle("GET "+Path+"api/overview", d.headers(d.authed(d.overview), true))
+	mux.Handle("GET "+Path+"api/dead", d.headers(d.authed(d.dead), true))
+	mux.Handle("POST "+Path+"api/requeue", d.headers(d.action(d.requeue), true))
+	mux.Handle("POST "+Path+"api/pause", d.headers(d.action(d.pause), true))
+	mux.Handle("POST "+Path+"api/close", d.headers(d.action(d.close), true))
 }
 
 // csp allows the page its own script, style and connections only, and no
@@ -165,9 +175,14 @@ const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // headers sets the headers every dashboard response carries; noStore keeps
-// API answers out of every cache.
-func headers(h http.Handler, noStore bool) http.Handler {
+// API answers out of every cache. With LoopbackOnly it first refuses a
+// Host that is a name other than localhost.
+func (d *Dashboard) headers(h http.Handler, noStore bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d.loopback && !loopbackHost(r.Host) {
+			fail(w, http.StatusMisdirectedRequest, "this dashboard is served on a loopback address: use an IP address or localhost in the URL")
+			return
+		}
 		hd := w.Header()
 		hd.Set("Content-Security-Policy", csp)
 		hd.Set("X-Content-Type-Options", "nosniff")
@@ -184,10 +199,32 @@ func headers(h http.Handler, noStore bool) http.Handler {
 	})
 }
 
-func (d *Dashboard) page(static fs.FS) http.Handler {
-	return headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.ServeFileFS(w, r, static, "index.html")
-	}), false)
+// loopbackHost reports whether a Host header names the machine itself in
+// a way no other site's page can: an IP address, or localhost.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	return host == "localhost" || strings.HasSuffix(host, ".localhost")
+}
+
+// IsLoopback reports whether addr (host:port, as -http-addr takes it)
+// binds a loopback address only.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.IsLoopback()
+	}
+	return strings.EqualFold(host, "localhost")
 }
 
 // apiError is the body of every error answer.

@@ -441,3 +441,45 @@ func TestNewRefuses(t *testing.T) {
 		t.Error("no credential: accepted")
 	}
 }
+
+// On a loopback listener, a Host that is a name other than localhost (a
+// rebinding of another site's name to 127.0.0.1) is refused, page and API
+// alike; IP addresses and localhost are served.
+func TestLoopbackOnlyRefusesOtherNames(t *testing.T) {
+	f := newFixture(t, Config{LoopbackOnly: true})
+	cookie, _ := f.login() // by the server's IP address
+	for _, c := range []struct {
+		host string
+		code int
+	}{
+		{"evil.example:9400", 421},
+		{"evil.example", 421},
+		{"localhost.evil.example:9400", 421},
+		{"localhost:9400", 200},
+		{"app.localhost:9400", 200},
+		{"127.0.0.1:9400", 200},
+		{"[::1]:9400", 200},
+	} {
+		for _, p := range []string{"", "api/overview"} {
+			r, _ := http.NewRequest("GET", f.srv.URL+Path+p, nil)
+			r.Host = c.host
+			r.AddCookie(&http.Cookie{Name: CookieName, Value: cookie})
+			resp, err := http.DefaultClient.Do(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != c.code {
+				t.Errorf("GET %s with Host %s: %d, want %d", Path+p, c.host, resp.StatusCode, c.code)
+			}
+		}
+	}
+	for addr, want := range map[string]bool{
+		"127.0.0.1:9400": true, "[::1]:0": true, "localhost:9400": true,
+		":9400": false, "0.0.0.0:9400": false, "10.0.0.1:9400": false, "example.com:80": false, "bad": false,
+	} {
+		if got := IsLoopback(addr); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
