@@ -23,6 +23,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/distq/distq/internal/auth"
+	"github.com/distq/distq/internal/dashboard"
 	"github.com/distq/distq/internal/debug"
 	"github.com/distq/distq/internal/demo"
 	"github.com/distq/distq/internal/durable"
@@ -82,6 +83,8 @@ type Main struct {
 	logFormat       string
 	debugAddr       string
 	httpAddr        string
+	dashboard       bool
+	dashCredFile    string
 	healthcheck     bool
 	demoN           int
 	demoProgress    string
@@ -187,7 +190,9 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.logFormat, "log-format", "text", "text, or json for machines")
 	fs.BoolVar(&m.healthcheck, "healthcheck", false, "probe the health service of the master at -listen, exit 0 if SERVING, 1 otherwise (for container healthchecks)")
 	fs.StringVar(&m.debugAddr, "debug-addr", "", "serve Go profiles (/debug/pprof/) on this `host:port`; off when empty")
-	fs.StringVar(&m.httpAddr, "http-addr", os.Getenv(EnvHTTPAddr), "serve Prometheus metrics at /metrics on this `host:port` (else $"+EnvHTTPAddr+"; a loopback address is best); off when empty")
+	fs.StringVar(&m.httpAddr, "http-addr", os.Getenv(EnvHTTPAddr), "serve Prometheus metrics at /metrics and the dashboard at "+dashboard.Path+" on this `host:port` (else $"+EnvHTTPAddr+"; a loopback address is best); off when empty")
+	fs.BoolVar(&m.dashboard, "dashboard", true, "with -http-addr, also serve the web dashboard at "+dashboard.Path+" (log in with the authkey or -dashboard-credential-file)")
+	fs.StringVar(&m.dashCredFile, "dashboard-credential-file", "", "`file` holding the dashboard's login credential, 16 bytes or more (else $"+dashboard.EnvCredentialFile+"; else the authkey)")
 	fs.IntVar(&m.demoN, "demo", 0, "also be the recipe's producer: put `N` random numbers, check the N squares that come back, then exit")
 	fs.StringVar(&m.addrFile, "addr-file", "", "write the bound `host:port` to this file once serving (for scripts using -listen with port 0)")
 	fs.IntVar(&m.demoSlaves, "demo-slaves", 0, "with -demo: put the first task once `N` consumers (slaves) read the task queue, so the summary times the work, not their start-up (0: at once)")
@@ -393,12 +398,19 @@ func (m *Main) Run(ctx context.Context) error {
 	if store != nil {
 		src.Log = store.Stats
 	}
-	web, err := mm.serve(m.httpAddr, src, srv, log.Named("http"))
+	dash, err := m.dashboardRoutes(broker, key, log.Named("dashboard"))
+	if err != nil {
+		return err
+	}
+	web, err := mm.serve(m.httpAddr, src, srv, dash, log.Named("http"))
 	if err != nil {
 		return err
 	}
 	if web != nil {
 		defer web.Close()
+		if dash != nil {
+			log.Info("serving the dashboard", "url", "http://"+web.Addr().String()+dashboard.Path)
+		}
 	}
 
 	if m.addrFile != "" {

@@ -59,8 +59,9 @@ func (mm *masterMetrics) onGroup() func(wal.Group) {
 	return mm.log.Observe
 }
 
-// serve registers the master's collector and serves /metrics on addr.
-func (mm *masterMetrics) serve(addr string, src metrics.MasterSources, srv *server.Server, log hclog.Logger) (*httpserve.Server, error) {
+// serve registers the master's collector and serves /metrics on addr, and
+// the routes that routes adds (the dashboard's), if not nil.
+func (mm *masterMetrics) serve(addr string, src metrics.MasterSources, srv *server.Server, routes func(*http.ServeMux), log hclog.Logger) (*httpserve.Server, error) {
 	if mm == nil {
 		return nil, nil
 	}
@@ -68,6 +69,9 @@ func (mm *masterMetrics) serve(addr string, src metrics.MasterSources, srv *serv
 	mm.reg.MustRegister(metrics.NewMasterCollector(src))
 	mux := http.NewServeMux()
 	mux.Handle("GET "+metrics.Path, metrics.Handler(mm.reg))
+	if routes != nil {
+		routes(mux)
+	}
 	hs, err := httpserve.Listen(addr, "-http-addr", mux, log)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,6 @@
 // Package httpserve is the HTTP listener of the master and the slave
 // (-http-addr): one bounded http.Server around a mux that the program adds
-// its routes to (/metrics today; a dashboard later). It is off unless the
+// its routes to (/metrics, and the master's dashboard). It is off unless the
 // operator gives an address, and binds exactly that address: the README
 // recommends a loopback one.
 package httpserve
@@ -19,9 +19,10 @@ import (
 )
 
 // Bounds of every connection. There is no write timeout: a handler that
-// streams (a dashboard's live view) may write for as long as it likes, and
-// a scrape of /metrics is small. A request has no body worth reading, so
-// the whole request, headers included, must arrive within ReadTimeout.
+// streams may write for as long as it likes, and a scrape of /metrics is
+// small. A request's body is small (the dashboard's actions are bounded
+// JSON), so the whole request, headers included, must arrive within
+// ReadTimeout.
 const (
 	ReadHeaderTimeout = 5 * time.Second
 	ReadTimeout       = 10 * time.Second
