@@ -42,7 +42,7 @@ func rates(prev *sample, cur sample) []rateRow {
 		if backlog == 0 {
 			r.ETA = 0
 		}
-		if p, ok := find(prev, s.Name); ok {
+		if p, ok := find(prev, s.Name); ok && !restarted(p, s) {
 			dt := cur.at.Sub(prev.at).Seconds()
 			if dt > 0 {
 				r.Put = rate(p.PutTotal, s.PutTotal, dt)
@@ -72,10 +72,14 @@ func find(prev *sample, name string) (distq.Stats, bool) {
 	return distq.Stats{}, false
 }
 
+// restarted reports whether a counter went down: the master restarted
+// between the two samples, and their difference means nothing.
+func restarted(before, now distq.Stats) bool {
+	return now.PutTotal < before.PutTotal || now.DeliveredTotal < before.DeliveredTotal ||
+		now.AckedTotal < before.AckedTotal || now.NackedTotal < before.NackedTotal || now.DeadTotal < before.DeadTotal
+}
+
 func rate(before, now uint64, dt float64) float64 {
-	if now < before {
-		return -1
-	}
 	return float64(now-before) / dt
 }
 
