@@ -28,4 +28,22 @@
 // acknowledgement of the first, so the result queue gets exactly one reply
 // per task. A worker extends the leases of the tasks it holds while their
 // handlers run, so a slow but live worker keeps them.
+//
+// An operator's tool (a CLI, a dashboard, a script run by cron) takes an
+// Inspector instead: administration is kept apart from producing and
+// consuming, as asynq keeps its Inspector apart from its Client and Server.
+//
+//	in, err := distq.NewInspector("master:4000", distq.Options{AuthKey: key})
+//	defer in.Close()
+//	qs, _ := in.Queues(ctx)                      // ready, leased, delayed, dead, paused, ...
+//	ws, _ := in.Consumers(ctx, "tasks")          // peer, credit, held, acked, failed, last seen
+//	dead, total, _ := in.Dead(ctx, "tasks", 0, 50) // last error and attempts, a page at a time
+//	in.Requeue(ctx, "tasks", dead[0].ID)        // or in.RequeueAll(ctx, "tasks")
+//	in.Pause(ctx, "tasks")                       // workers wait; puts go on; kept across restarts
+//	in.Purge(ctx, "tasks")                       // ready and delayed items gone; leased ones stay
+//	in.Resume(ctx, "tasks")
+//
+// Errors match with errors.Is (ErrFull, ErrClosed, ErrUnknownQueue, ...);
+// the master says which by a machine-readable reason on its refusals
+// (Error.Reason), never only in its message.
 package distq

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/distq/distq/internal/auth"
+	"github.com/distq/distq/internal/errinfo"
 )
 
 // Errors a caller can test for with errors.Is. They mirror Python's
@@ -49,8 +50,13 @@ var (
 // Error carries the master's message under one of the errors above.
 type Error struct {
 	Kind error  // one of the Err values, or nil
-	Msg  string // the master's message
+	Msg  string // the master's message, for people
 	Code codes.Code
+	// Reason is the master's machine-readable reason for a refusal of its
+	// own, such as "QUEUE_FULL" or "NO_SPACE" (admin.proto lists them),
+	// or "" when the status carried none (gRPC's own errors, and masters
+	// from before reasons). Kind is derived from it.
+	Reason string
 }
 
 func (e *Error) Error() string {
@@ -76,6 +82,12 @@ func fromStatus(err error) error {
 	if !ok {
 		return err
 	}
+	reason := errinfo.Reason(st)
+	if reason != "" {
+		return &Error{Kind: kindOf(reason), Msg: st.Message(), Code: st.Code(), Reason: reason}
+	}
+	// No reason: gRPC's own statuses, the session layer's, and masters
+	// from before reasons, whose refusals are told by code and message.
 	var kind error
 	switch st.Code() {
 	case codes.ResourceExhausted:
@@ -109,8 +121,28 @@ func fromStatus(err error) error {
 	return &Error{Kind: kind, Msg: st.Message(), Code: st.Code()}
 }
 
+// kindOf is the error a master's reason stands for, or nil for reasons
+// that have none of their own (an invalid argument, a full disk, ...).
+func kindOf(reason string) error {
+	switch reason {
+	case errinfo.QueueFull:
+		return ErrFull
+	case errinfo.QueueClosed:
+		return ErrClosed
+	case errinfo.UnknownQueue:
+		return ErrUnknownQueue
+	case errinfo.PutForgotten:
+		return ErrPutForgotten
+	case errinfo.ShuttingDown, errinfo.LogUnavailable, errinfo.LogClosed:
+		return ErrUnavailable
+	}
+	return nil
+}
+
 // forgottenPrefix starts the message of a put sent again after the master
-// forgot it (queue.proto, PutRequest.producer_id).
+// forgot it (queue.proto, PutRequest.producer_id): how a master from
+// before reasons says so. The prefixes below are kept for such masters
+// only; a master with reasons is never read by its messages.
 const forgottenPrefix = "distq: put sequence forgotten"
 
 func isFullMessage(msg string) bool {

@@ -331,13 +331,17 @@ func (q *Queue) Peek(ctx context.Context, offset, limit int) ([]DeadItem, error)
 	return out, nil
 }
 
-// DeadItem is an item listed by Peek, typically from a dead-letter queue.
+// DeadItem is an item listed by Peek, typically from a dead-letter queue,
+// or by Inspector.Dead.
 type DeadItem struct {
 	ID       uint64
 	Attempts int
 	Payload  []byte
 	Headers  map[string]string
 	Error    string
+	// ReplyTo, for a reply, is the id of the item it answered (set by
+	// Inspector.Dead).
+	ReplyTo uint64
 }
 
 // Dead lists the items of this queue's dead-letter queue.

@@ -12,10 +12,12 @@ type Stats struct {
 	Consumers int
 	MaxSize   int // 0: unbounded
 	Closed    bool
+	Paused    bool // an operator paused it (Inspector.Pause)
 
 	PutTotal, AckedTotal, NackedTotal, DeliveredTotal uint64
 	RedeliveredTotal, ExpiredTotal, RefusedTotal      uint64
 	DeadTotal                                         uint64
+	PurgedTotal                                       uint64 // thrown away by Inspector.Purge
 }
 
 func statsFromPB(s *pb.QueueStats) Stats {
@@ -28,6 +30,7 @@ func statsFromPB(s *pb.QueueStats) Stats {
 		Consumers:        int(s.GetConsumers()),
 		MaxSize:          int(s.GetMaxsize()),
 		Closed:           s.GetClosed(),
+		Paused:           s.GetPaused(),
 		PutTotal:         s.GetPutTotal(),
 		AckedTotal:       s.GetAckedTotal(),
 		NackedTotal:      s.GetNackedTotal(),
@@ -36,5 +39,6 @@ func statsFromPB(s *pb.QueueStats) Stats {
 		ExpiredTotal:     s.GetExpiredTotal(),
 		RefusedTotal:     s.GetRefusedTotal(),
 		DeadTotal:        s.GetDeadTotal(),
+		PurgedTotal:      s.GetPurgedTotal(),
 	}
 }

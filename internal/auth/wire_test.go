@@ -48,6 +48,7 @@ func TestExempt(t *testing.T) {
 		"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      true,
 		"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": true,
 		"/distq.v1.QueueService/Stats":                                   false,
+		"/distq.v1.AdminService/Purge":                                   false,
 		"/distq.v1.AuthServiceX/Login":                                   false,
 		"distq.v1.AuthService/Login":                                     false,
 		"":                                                               false,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	"github.com/distq/distq/internal/state"
 )
@@ -34,15 +35,34 @@ type Consumer struct {
 	nleased      int
 	waiting      bool // in q.waiters
 	closed       bool
+	// What an operator sees of it (ConsumerInfo): counted per batch or
+	// per call, under the lock the batch takes anyway.
+	delivered, acked, failed uint64
+
+	// Set once, before the consumer is shared.
+	peer  string
+	since int64  // unix ns
+	seq   uint64 // its number among the queue's consumers, from 1
+	// lastSeen is when its peer last sent anything (unix ns), told by
+	// the edge (Touch) without the queue's lock.
+	lastSeen atomic.Int64
 }
 
 // NewConsumer registers a consumer with no credit.
-func (q *Queue) NewConsumer() (*Consumer, error) {
+func (q *Queue) NewConsumer() (*Consumer, error) { return q.NewConsumerFrom("") }
+
+// NewConsumerFrom registers a consumer with no credit, for peer (a network
+// address, shown to operators by Consumers; "" for one in this process).
+func (q *Queue) NewConsumerFrom(peer string) (*Consumer, error) {
 	if q.b.isDraining() {
 		return nil, ErrShutdown
 	}
-	c := &Consumer{q: q, notify: make(chan struct{}, 1)}
+	now := q.b.now()
+	c := &Consumer{q: q, notify: make(chan struct{}, 1), peer: peer, since: now}
+	c.lastSeen.Store(now)
 	q.mu.Lock()
+	q.nconsumers++
+	c.seq = q.nconsumers
 	q.consumers[c] = struct{}{}
 	q.joined.broadcast()
 	q.mu.Unlock()
@@ -118,7 +138,7 @@ func (c *Consumer) Next(ctx context.Context, buf []Delivery) ([]Delivery, error)
 				q.mu.Unlock()
 				return buf, ErrShutdown
 			}
-		} else if n := min(c.credit, q.ready.len(), MaxBatch); n > 0 {
+		} else if n := min(c.credit, q.ready.len(), MaxBatch); n > 0 && !q.s.Paused() {
 			now := q.b.now() // when taken: a Next that waited gets full leases
 			size := 0
 			start := len(buf)
@@ -128,6 +148,7 @@ func (c *Consumer) Next(ctx context.Context, buf []Delivery) ([]Delivery, error)
 				buf = append(buf, d)
 			}
 			c.credit -= len(buf) - start
+			c.delivered += uint64(len(buf) - start)
 			c.stopWaiting()
 			q.readyShrank()
 			need := q.syncNeed(buf[start:])

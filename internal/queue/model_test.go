@@ -32,6 +32,7 @@ const (
 	mDelayed // nacked for a retry, until due
 	mAcked
 	mDead
+	mPurged // thrown away by an operator (Purge)
 )
 
 type mItem struct {
@@ -128,8 +129,10 @@ type modelRun struct {
 	replies        int    // replies kept in results
 	replyPut       int    // replies put since the broker started
 	acked          int
+	purged         int // items in mPurged
 	closeAt        int // step at which the queue is closed
 	closed, drains bool
+	paused         bool
 	nextCons       int
 	log            []logEntry
 
@@ -367,6 +370,9 @@ func (r *modelRun) opNext() {
 	ds, err := tryNext(mc.c)
 	r.logf("next %s (credit %d, ready %d) -> %d %v", mc.name, mc.credit, r.ready.len(), len(ds), err)
 	n := min(mc.credit, r.ready.len())
+	if r.paused {
+		n = 0
+	}
 	switch {
 	case r.drains:
 		want := error(context.Canceled)
@@ -413,6 +419,9 @@ func (r *modelRun) opGet(autoAck bool) {
 		r.sync()
 	}
 	n := min(max, r.ready.len())
+	if r.paused {
+		n = 0
+	}
 	switch {
 	case r.drains:
 		if !errors.Is(err, ErrShutdown) || ds != nil {
@@ -751,6 +760,53 @@ func (r *modelRun) opJoin() {
 	}
 }
 
+// opPurge purges "tasks" (its ready and delayed items go; leased ones
+// stay) or "tasks.dead" (its dead items go).
+func (r *modelRun) opPurge() {
+	q, set := r.q, []*idSet{&r.ready, &r.delayed}
+	if r.rng.IntN(2) == 0 {
+		q, set = r.dq, []*idSet{&r.dead}
+	}
+	want := 0
+	for _, s := range set {
+		want += s.len()
+	}
+	n, err := q.Purge()
+	r.logf("purge %s -> %d %v", q.name, n, err)
+	r.sync()
+	if err != nil || n != want {
+		r.fail("Purge(%s) = %d, %v; want %d", q.name, n, err, want)
+	}
+	for _, s := range set {
+		for _, id := range slices.Clone(s.ids) {
+			it := r.items[id]
+			s.del(id)
+			it.state = mPurged
+			r.purged++
+		}
+	}
+	if q == r.q {
+		r.want.PurgedTotal += uint64(n)
+	}
+}
+
+// opPause pauses or resumes "tasks".
+func (r *modelRun) opPause() {
+	paused := r.rng.IntN(2) == 0
+	var err error
+	if paused {
+		err = r.q.Pause()
+	} else {
+		err = r.q.Resume()
+	}
+	r.logf("paused=%v -> %v", paused, err)
+	r.sync()
+	if err != nil {
+		r.fail("pause %v: %v", paused, err)
+	}
+	r.paused = paused
+}
+
 // opPeek compares what Peek lists with the model, including the results.
 func (r *modelRun) opPeek() {
 	ready := r.q.Peek(0, 1<<30)
@@ -800,13 +856,14 @@ func (r *modelRun) checkReplies() {
 func (r *modelRun) check() {
 	r.t.Helper()
 	// Every item is in exactly one state, and the states add up.
-	if r.unfinished()+r.dead.len()+r.acked != len(r.items) {
+	if r.unfinished()+r.dead.len()+r.acked+r.purged != len(r.items) {
 		r.fail("states do not add up")
 	}
 	want := r.want
 	want.Name, want.MaxSize = "tasks", r.maxSize
 	want.Ready, want.Leased, want.Dead = r.ready.len(), r.leased.len(), r.dead.len()
 	want.Delayed = r.delayed.len()
+	want.Paused = r.paused
 	if got := r.q.Stats(); got != want {
 		r.fail("stats\n got %+v\nwant %+v", got, want)
 	}
@@ -819,6 +876,16 @@ func (r *modelRun) check() {
 	for _, mc := range r.cons {
 		if mc.c.Held() != mc.held.len() || mc.got > mc.granted {
 			r.fail("%s holds %d, model %d; got %d of %d granted", mc.name, mc.c.Held(), mc.held.len(), mc.got, mc.granted)
+		}
+	}
+	// What an operator sees of the consumers (Consumers), by consumer.
+	infos := r.q.Consumers()
+	if len(infos) != len(r.cons) {
+		r.fail("Consumers lists %d, model %d", len(infos), len(r.cons))
+	}
+	for i, mc := range r.cons { // both oldest first
+		if in := infos[i]; in.Held != mc.held.len() || in.Credit != mc.credit || in.Delivered != uint64(mc.got) || in.Queue != "tasks" {
+			r.fail("Consumers[%d] %+v; model %s holds %d, credit %d, got %d", i, in, mc.name, mc.held.len(), mc.credit, mc.got)
 		}
 	}
 	if r.step%8 == 0 || r.unfinished()+r.dead.len() <= 16 {
@@ -938,12 +1005,18 @@ func (r *modelRun) randomStep() {
 		r.opGet(false)
 	case x < 89:
 		r.opGet(true)
-	case x < 93:
+	case x < 92:
 		r.opRequeue()
-	case x < 98:
+	case x < 96:
 		r.opJoin()
-	default:
+	case x < 97:
 		r.opPeek()
+	case x < 98:
+		if r.rng.IntN(3) == 0 {
+			r.opPurge()
+		}
+	default:
+		r.opPause()
 	}
 }
 
@@ -1163,7 +1236,10 @@ func (r *modelRun) restart(cut uint64, want string, exact bool) {
 func (r *modelRun) resetModel(exact bool) {
 	ts, ds, rs := r.b.m.Queue("tasks"), r.b.m.Queue("tasks.dead"), r.b.m.Queue("results")
 	r.ready, r.leased, r.delayed, r.dead = idSet{}, idSet{}, idSet{}, idSet{}
-	r.acked, r.replies = 0, 0
+	r.acked, r.replies, r.purged = 0, 0, 0
+	if exact && ts.Paused() != r.paused {
+		r.fail("restarted paused=%v, model %v", ts.Paused(), r.paused)
+	}
 	for _, id := range slices.Sorted(maps.Keys(r.items)) { // the sets' order is the run's
 		it := r.items[id]
 		if exact {
@@ -1191,7 +1267,12 @@ func (r *modelRun) resetModel(exact bool) {
 			it.state, it.attempts, it.lastErr, it.due = mDead, got.Attempts, got.LastErr(), 0
 			r.dead.add(id)
 		} else if id <= ts.NextID() {
-			if it.state != mAcked {
+			switch it.state {
+			case mPurged:
+				r.purged++
+				continue
+			case mAcked:
+			default:
 				r.fail("item %d lost in the restart: %+v", id, it)
 			}
 			r.acked++
@@ -1210,7 +1291,8 @@ func (r *modelRun) resetModel(exact bool) {
 		r.fail("restarted with %d items, %d dead, %d replies; the model knows %d, %d, %d", ts.Len(), ds.Len(), rs.Len(), r.unfinished(), r.dead.len(), r.replies)
 	}
 	r.closed = ts.Closed()
-	r.want = Stats{Closed: r.closed}
+	r.paused = ts.Paused()
+	r.want = Stats{Closed: r.closed, Paused: r.paused}
 	r.deadPut, r.replyPut = 0, 0
 	r.cons, r.closedCons = nil, nil
 	r.drains = false
@@ -1228,9 +1310,9 @@ func (r *modelRun) resetModel(exact bool) {
 func (r *modelRun) checkRestored(it *mItem, got, dead *state.Item) {
 	attempts := it.attempts
 	switch it.state {
-	case mAcked:
+	case mAcked, mPurged:
 		if got != nil || dead != nil {
-			r.fail("acked item %d back after the restart: %+v %+v", it.id, got, dead)
+			r.fail("acked or purged item %d back after the restart: %+v %+v", it.id, got, dead)
 		}
 		return
 	case mDead:
@@ -1272,6 +1354,14 @@ func (r *modelRun) finish() {
 	}
 	if !r.closed {
 		r.opClose()
+	}
+	if r.paused {
+		if err := r.q.Resume(); err != nil {
+			r.fail("Resume: %v", err)
+		}
+		r.sync()
+		r.paused = false
+		r.logf("resume")
 	}
 	r.opRequeue() // dead items back, to be drained as well
 	if len(r.cons) == 0 {

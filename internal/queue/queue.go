@@ -88,6 +88,9 @@ type Stats struct {
 	Consumers int
 	MaxSize   int
 	Closed    bool
+	// Paused: an operator paused the queue; it takes puts and hands out
+	// nothing until resumed.
+	Paused bool
 
 	PutTotal         uint64
 	AckedTotal       uint64
@@ -97,6 +100,8 @@ type Stats struct {
 	ExpiredTotal     uint64
 	RefusedTotal     uint64
 	DeadTotal        uint64
+	// PurgedTotal counts the items an operator purged (Purge).
+	PurgedTotal uint64
 }
 
 // Queue is one named queue. All state is guarded by mu: the queue's logged
@@ -138,7 +143,9 @@ type Queue struct {
 	// Items nacked for a retry, until they are due: see delayed.go.
 	delayed   delayHeap
 	consumers map[*Consumer]struct{}
-	waiters   []*Consumer // consumers with credit, blocked for want of items
+	// nconsumers counts the consumers ever registered (their seq).
+	nconsumers uint64
+	waiters    []*Consumer // consumers with credit, blocked for want of items
 	// Scratch space of the commands one operation makes, kept empty.
 	ids     []uint64
 	rids    []uint64 // the acked items of replies
@@ -372,6 +379,9 @@ func (q *Queue) readyGrew(n int) {
 // leaves Next without taking what it was woken for, it must pass the
 // wake-up on (see Consumer.stopWaiting).
 func (q *Queue) wakeWaiters(n int) {
+	if q.s.Paused() {
+		return // nothing to hand out; Resume wakes them
+	}
 	k := 0
 	for n > 0 && k < len(q.waiters) {
 		c := q.waiters[k]
@@ -711,6 +721,9 @@ func (q *Queue) expireLocked(now int64, fx *effects) {
 		if l == nil || l.deadline > now {
 			break
 		}
+		if l.owner != nil {
+			l.owner.failed++ // its consumer let the lease run out
+		}
 		id, attempt := q.unlease(l)
 		q.st.ExpiredTotal++
 		q.giveBack(id, attempt, "lease expired")
@@ -756,7 +769,7 @@ func (q *Queue) GetAppend(ctx context.Context, buf []Delivery, max int, nowait b
 			q.mu.Unlock()
 			return nil, ErrShutdown
 		}
-		if n := min(max, q.ready.len()); n > 0 {
+		if n := min(max, q.ready.len()); n > 0 && !q.s.Paused() {
 			// The clock is read when the items are taken, not when the
 			// call began: a Get that waited must not get shorter leases.
 			if autoAck {
@@ -940,6 +953,7 @@ func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 	}
 	var refused []Refusal
 	fc := flightCheck{q: q}
+	acked := 0
 	// Plain acks gather in q.ids, acks with a reply in a run per reply
 	// queue (q.replies and its ids after the plain ones' end): each run is
 	// one SettleReply command, so an item is settled and its reply kept in
@@ -1000,9 +1014,13 @@ func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 		}
 		fc.settled(a.ID)
 		q.unlease(l)
-		q.st.AckedTotal++
+		acked++
 	}
 	flush()
+	q.st.AckedTotal += uint64(acked)
+	if owner != nil {
+		owner.acked += uint64(acked)
+	}
 	if len(settled) > 0 {
 		q.settle(settled)
 	}
@@ -1057,6 +1075,9 @@ func (q *Queue) nack(owner *Consumer, nacks []Nack, now int64) []Refusal {
 		// to count only on dead-letter queues, an inverted test that made
 		// NackedTotal disagree with the nacks a queue actually took.)
 		q.st.NackedTotal++
+		if owner != nil && n.Action != NackRelease {
+			owner.failed++ // a release is no failure
+		}
 		if n.Action == NackRelease {
 			// The attempt does not count and nothing about the item
 			// changes: nothing to log.
@@ -1124,6 +1145,7 @@ func (q *Queue) Stats() Stats {
 	st.Consumers = len(q.consumers)
 	st.MaxSize = q.maxSize
 	st.Closed = q.s.Closed()
+	st.Paused = q.s.Paused()
 	q.mu.Unlock()
 	if q.dead != nil {
 		q.dead.mu.Lock()

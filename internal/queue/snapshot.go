@@ -34,7 +34,7 @@ func (b *Broker) Snapshot(sink SnapshotSink) (end uint64, err error) {
 	start := b.j.LastLSN()
 	add(&state.Leases{HW: b.m.LeaseHW()})
 	for _, q := range b.order {
-		add(&state.QueueMeta{Queue: q.name, Origin: q.s.Origin(), NextID: q.s.NextID(), Closed: q.s.Closed()})
+		add(&state.QueueMeta{Queue: q.name, Origin: q.s.Origin(), NextID: q.s.NextID(), Closed: q.s.Closed(), Paused: q.s.Paused()})
 		ps := &state.Producers{Queue: q.name}
 		q.s.Producers(func(r *state.ProducerRecord) bool {
 			ps.Producers = append(ps.Producers, *r)

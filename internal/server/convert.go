@@ -8,9 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/distq/distq/internal/packed"
 	"github.com/distq/distq/internal/queue"
 	pb "github.com/distq/distq/proto/distq/v1"
@@ -32,7 +29,7 @@ func toPutMessages(req *pb.PutRequest) ([]queue.Message, error) {
 		if err := packed.Each(req.GetPacked(), func(_ int, payload []byte) {
 			msgs = append(msgs, queue.Message{Payload: payload})
 		}); err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "distq: put: %v", err)
+			return nil, invalid("distq: put: %v", err)
 		}
 	}
 	return msgs, nil
@@ -50,11 +47,11 @@ func putID(req *pb.PutRequest) (queue.PutID, error) {
 	case len(p) == 0:
 		return id, nil
 	case len(p) != producerIDLen:
-		return id, status.Errorf(codes.InvalidArgument, "distq: put: producer_id must be empty or %d bytes, not %d", producerIDLen, len(p))
+		return id, invalid("distq: put: producer_id must be empty or %d bytes, not %d", producerIDLen, len(p))
 	case isZero(p):
-		return id, status.Errorf(codes.InvalidArgument, "distq: put: producer_id must not be all zero (16 random bytes name a producer)")
+		return id, invalid("distq: put: producer_id must not be all zero (16 random bytes name a producer)")
 	case req.GetSequence() == 0:
-		return id, status.Errorf(codes.InvalidArgument, "distq: put: sequence must be at least 1 when producer_id is set")
+		return id, invalid("distq: put: sequence must be at least 1 when producer_id is set")
 	}
 	copy(id.Producer[:], p)
 	id.Seq = req.GetSequence()
@@ -139,17 +136,17 @@ func (s *queueService) appendAckBatch(out []queue.Ack, b *pb.AckBatch) ([]queue.
 	}
 	n := len(b.GetIds())
 	if len(b.GetLeases()) != n {
-		return out, status.Errorf(codes.InvalidArgument, "distq: ack batch: %d ids but %d leases", n, len(b.GetLeases()))
+		return out, invalid("distq: ack batch: %d ids but %d leases", n, len(b.GetLeases()))
 	}
 	withReplies := b.GetReplyQueue() != "" || b.GetReplies() != nil
 	if withReplies && packed.Len(b.GetReplies()) != n {
-		return out, status.Errorf(codes.InvalidArgument, "distq: ack batch: %d ids but %d replies", n, packed.Len(b.GetReplies()))
+		return out, invalid("distq: ack batch: %d ids but %d replies", n, packed.Len(b.GetReplies()))
 	}
 	var rq *queue.Queue
 	if withReplies {
 		var err error
 		if rq, err = s.lookup(b.GetReplyQueue()); err != nil {
-			return out, status.Errorf(codes.InvalidArgument, "distq: ack batch: reply queue %q unknown", b.GetReplyQueue())
+			return out, invalid("distq: ack batch: reply queue %q unknown", b.GetReplyQueue())
 		}
 	}
 	base := len(out)
@@ -165,7 +162,7 @@ func (s *queueService) appendAckBatch(out []queue.Ack, b *pb.AckBatch) ([]queue.
 		acks[i].ReplyQueue = rq
 		acks[i].Reply = queue.Message{Payload: payload}
 	}); err != nil {
-		return out[:base], status.Errorf(codes.InvalidArgument, "distq: ack batch: %v", err)
+		return out[:base], invalid("distq: ack batch: %v", err)
 	}
 	return out, nil
 }
@@ -277,6 +274,8 @@ func toStats(st queue.Stats) *pb.QueueStats {
 		ExpiredTotal:     st.ExpiredTotal,
 		RefusedTotal:     st.RefusedTotal,
 		DeadTotal:        st.DeadTotal,
+		Paused:           st.Paused,
+		PurgedTotal:      st.PurgedTotal,
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/distq/distq/internal/errinfo"
 	"github.com/distq/distq/internal/queue"
 )
 
@@ -56,5 +57,25 @@ func TestToStatus(t *testing.T) {
 	}
 	if got := toStatus(already); got != already {
 		t.Fatalf("a status was rewrapped: %v", got)
+	}
+}
+
+// TestToStatusReasons: every domain error's status carries its reason in
+// an ErrorInfo of the distq domain; a context's end and an unknown error
+// carry none.
+func TestToStatusReasons(t *testing.T) {
+	for _, d := range domainErrors {
+		st, _ := status.FromError(toStatus(fmt.Errorf("%w: detail", d.err)))
+		if st.Code() != d.code || errinfo.Reason(st) != d.reason {
+			t.Errorf("%v: %v %q, want %v %q", d.err, st.Code(), errinfo.Reason(st), d.code, d.reason)
+		}
+	}
+	for _, err := range []error{context.Canceled, errors.New("boom")} {
+		if st, _ := status.FromError(toStatus(err)); errinfo.Reason(st) != "" {
+			t.Errorf("%v has reason %q", err, errinfo.Reason(st))
+		}
+	}
+	if st, _ := status.FromError(invalid("distq: bad %d", 1)); st.Code() != codes.InvalidArgument || errinfo.Reason(st) != errinfo.InvalidArgument {
+		t.Errorf("invalid: %v", st)
 	}
 }

@@ -198,6 +198,10 @@ func New(cfg Config) (*Server, error) {
 		limits:   limits,
 		refusals: cfg.Refusals,
 	})
+	pb.RegisterAdminServiceServer(s.grpc, &adminService{
+		broker: cfg.Broker,
+		log:    cfg.Logger.Named("admin"),
+	})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	return s, nil

@@ -8,9 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
 
 	"github.com/distq/distq/internal/queue"
 	"github.com/distq/distq/internal/ratelog"
@@ -136,7 +134,7 @@ func (s *queueService) Consume(stream pb.QueueService_ConsumeServer) error {
 	if err != nil {
 		return err
 	}
-	c, err := q.NewConsumer()
+	c, err := q.NewConsumerFrom(peerAddr(stream.Context()))
 	if err != nil {
 		return toStatus(err)
 	}
@@ -209,8 +207,9 @@ func (s *queueService) Consume(stream pb.QueueService_ConsumeServer) error {
 				recvErr <- err
 				return
 			}
+			c.Touch(time.Now()) // what an operator sees as its last contact
 			if req.GetQueue() != "" && req.GetQueue() != q.Name() {
-				recvErr <- status.Errorf(codes.InvalidArgument, "distq: a Consume stream reads one queue (%q), not %q", q.Name(), req.GetQueue())
+				recvErr <- invalid("distq: a Consume stream reads one queue (%q), not %q", q.Name(), req.GetQueue())
 				return
 			}
 			if err := settle(req); err != nil {
@@ -243,7 +242,7 @@ func (s *queueService) Consume(stream pb.QueueService_ConsumeServer) error {
 			log.Debug("queue closed and drained; ending consumer")
 			return nil
 		case errors.Is(err, queue.ErrShutdown):
-			return status.Error(codes.Unavailable, "distq: master shutting down")
+			return errShutdown
 		case ctx.Err() != nil:
 			select {
 			case rerr := <-recvErr:
@@ -267,7 +266,7 @@ func (s *queueService) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetResp
 	}
 	maxItems := int(req.GetMaxItems())
 	if maxItems > maxGetItems {
-		return nil, status.Errorf(codes.InvalidArgument, "distq: max_items %d above the limit of %d", maxItems, maxGetItems)
+		return nil, invalid("distq: max_items %d above the limit of %d", maxItems, maxGetItems)
 	}
 	ds, err := q.Get(ctx, maxItems, true, 0, req.GetAutoAck())
 	if err == nil && len(ds) == 0 && !req.GetNowait() {
@@ -439,7 +438,7 @@ func (s *queueService) Peek(ctx context.Context, req *pb.PeekRequest) (*pb.PeekR
 		limit = 100
 	}
 	if limit > maxGetItems {
-		return nil, status.Errorf(codes.InvalidArgument, "distq: limit %d above the limit of %d", limit, maxGetItems)
+		return nil, invalid("distq: limit %d above the limit of %d", limit, maxGetItems)
 	}
 	offset := req.GetOffset()
 	if offset > 1<<62 {

@@ -24,6 +24,12 @@ const (
 	flagProducer = 1 << 3
 )
 
+// QueueMeta flags in the encoding.
+const (
+	metaClosed = 1 << 0
+	metaPaused = 1 << 1
+)
+
 // ErrDecode is the class of every decoding error.
 var ErrDecode = errors.New("state: malformed record")
 
@@ -216,7 +222,24 @@ func AppendCommand(b []byte, c Command) []byte {
 		b = appendString(b, c.Queue)
 		b = appendString(b, c.Origin)
 		b = binary.AppendUvarint(b, c.NextID)
+		// A byte of flags: closed was its only bit when the layout was
+		// frozen, so a record without paused reads as it always did.
+		var flags byte
 		if c.Closed {
+			flags |= metaClosed
+		}
+		if c.Paused {
+			flags |= metaPaused
+		}
+		b = append(b, flags)
+	case *Purge:
+		b = head(b, TypePurge, c.Time)
+		b = appendString(b, c.Queue)
+		b = appendIDs(b, c.IDs)
+	case *Pause:
+		b = head(b, TypePause, c.Time)
+		b = appendString(b, c.Queue)
+		if c.Paused {
 			b = append(b, 1)
 		} else {
 			b = append(b, 0)

@@ -64,6 +64,10 @@ func normal(c Command) Command {
 		if len(c.IDs) == 0 {
 			c.IDs = nil
 		}
+	case *Purge:
+		if len(c.IDs) == 0 {
+			c.IDs = nil
+		}
 	case *Requeue:
 		for i := range c.Items {
 			if len(c.Items[i].Payload) == 0 {
@@ -107,6 +111,12 @@ func TestGolden(t *testing.T) {
 		{&Start{Time: 3, Incarnation: 42, Version: "v1"}, "080106" + "2a027631"},
 		{&QueueMeta{Queue: "q.dead", Origin: "q", NextID: 12, Closed: true}, "0a0100" + "06712e64656164" + "0171" + "0c01"},
 		{&Items{Queue: "q", Items: []Item{{ID: 5, ReplyTo: 1, Attempts: 2, Payload: []byte("ab")}}}, "0b010001710105010200026162"},
+		// The flags byte of QueueMeta: paused is its second bit.
+		{&QueueMeta{Queue: "q", NextID: 3, Paused: true}, "0a0100" + "0171" + "00" + "0302"},
+		{&QueueMeta{Queue: "q", NextID: 3, Closed: true, Paused: true}, "0a0100" + "0171" + "00" + "0303"},
+		{&Purge{Queue: "q", Time: 2, IDs: []uint64{5, 6, 4}}, "0d0104" + "0171" + "03" + "0a0203"},
+		{&Pause{Queue: "q", Time: 1, Paused: true}, "0e0102" + "0171" + "01"},
+		{&Pause{Queue: "q", Time: 1}, "0e0102" + "0171" + "00"},
 	} {
 		got := hex.EncodeToString(AppendCommand(nil, tc.c))
 		if got != tc.hex {
@@ -129,6 +139,8 @@ func TestDecodeRejects(t *testing.T) {
 		"zero first id":  AppendCommand(nil, &Put{Queue: "q", Items: []NewItem{{Payload: []byte("a")}}}),
 		"deep batch":     AppendCommand(nil, &Batch{Commands: []Command{&Batch{Commands: []Command{&Batch{}}}}}),
 		"replies differ": {3, 1, 0, 1, 'q', 1, 'r', 1, 2, 1, 0},
+		"queue flags":    {10, 1, 0, 1, 'q', 0, 3, 4},
+		"paused flag":    {14, 1, 0, 1, 'q', 2},
 	}
 	for name, rec := range cases {
 		_, err := Decode(rec)
@@ -145,6 +157,17 @@ func FuzzDecode(f *testing.F) {
 	g := newGen(1)
 	for range 40 {
 		f.Add(AppendCommand(nil, g.next()))
+	}
+	// Every command type at least once, whatever the generator drew.
+	for _, c := range []Command{
+		&Purge{Queue: "tasks", Time: 9, IDs: []uint64{3, 1, 2}},
+		&Purge{Queue: "tasks.dead", Time: 9},
+		&Pause{Queue: "tasks", Time: 10, Paused: true},
+		&Pause{Queue: "tasks", Time: 11},
+		&QueueMeta{Queue: "tasks", NextID: 4, Closed: true, Paused: true},
+		&Batch{Commands: []Command{&Pause{Queue: "q", Paused: true}, &Purge{Queue: "q", IDs: []uint64{1}}}},
+	} {
+		f.Add(AppendCommand(nil, c))
 	}
 	f.Fuzz(func(t *testing.T, rec []byte) {
 		c, err := Decode(rec)

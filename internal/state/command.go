@@ -18,6 +18,9 @@ const (
 	TypeQueueMeta Type = 10
 	TypeItems     Type = 11
 	TypeProducers Type = 12
+	// Operators' commands (AdminService).
+	TypePurge Type = 13
+	TypePause Type = 14
 )
 
 func (t Type) String() string {
@@ -46,6 +49,10 @@ func (t Type) String() string {
 		return "items"
 	case TypeProducers:
 		return "producers"
+	case TypePurge:
+		return "purge"
+	case TypePause:
+		return "pause"
 	}
 	return "unknown"
 }
@@ -176,6 +183,28 @@ type Close struct {
 	Time  int64
 }
 
+// Purge removes items an operator threw away: the items of Queue that were
+// ready or delayed when the live master purged it (the leased ones stay:
+// their consumers hold them), or the dead items of a dead-letter queue.
+// It names its ids, as a Settle does, because which items were leased is
+// not logged state: only the live master knows which to keep. Applied, it
+// is a Settle under another name, kept apart so that a log tells an
+// operator's purge from acknowledgements.
+type Purge struct {
+	Queue string
+	Time  int64
+	IDs   []uint64
+}
+
+// Pause sets whether Queue hands out items: Paused true stops every
+// delivery from it (puts are still taken), false resumes them. It sets the
+// flag, whatever it was, so applying it twice is applying it once.
+type Pause struct {
+	Queue  string
+	Time   int64
+	Paused bool
+}
+
 // Leases reserves the lease ids up to HW: a master that restarts hands out
 // lease ids above it, so no lease id is ever given twice.
 type Leases struct {
@@ -206,3 +235,5 @@ func (*Close) Type() Type       { return TypeClose }
 func (*Leases) Type() Type      { return TypeLeases }
 func (*Start) Type() Type       { return TypeStart }
 func (*Batch) Type() Type       { return TypeBatch }
+func (*Purge) Type() Type       { return TypePurge }
+func (*Pause) Type() Type       { return TypePause }

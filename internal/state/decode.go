@@ -381,12 +381,23 @@ func (r *reader) command(depth int) Command {
 		return c
 	case TypeQueueMeta:
 		c := &QueueMeta{Queue: r.string(), Origin: r.string(), NextID: r.uvarint()}
+		flags := r.byte1()
+		if flags&^(metaClosed|metaPaused) != 0 {
+			r.fail("unknown queue flags")
+		}
+		c.Closed = flags&metaClosed != 0
+		c.Paused = flags&metaPaused != 0
+		return c
+	case TypePurge:
+		return &Purge{Time: time, Queue: r.string(), IDs: r.ids()}
+	case TypePause:
+		c := &Pause{Time: time, Queue: r.string()}
 		switch r.byte1() {
 		case 0:
 		case 1:
-			c.Closed = true
+			c.Paused = true
 		default:
-			r.fail("bad closed flag")
+			r.fail("bad paused flag")
 		}
 		return c
 	case TypeItems:

@@ -136,10 +136,19 @@ func (g *gen) next() Command {
 		c = rq
 	case r < 88:
 		c = &Close{Queue: q, Time: g.time}
-	case r < 92:
+	case r < 90:
 		c = &Leases{HW: uint64(g.rng.IntN(1 << 20)), Time: g.time}
-	case r < 94:
+	case r < 91:
 		c = &Start{Time: g.time, Incarnation: g.rng.Uint64(), Version: "v1.2.3"}
+	case r < 93:
+		// An operator's purge of what was ready: of a queue or of its
+		// dead-letter queue.
+		if g.rng.IntN(2) == 0 {
+			q = dead
+		}
+		c = &Purge{Queue: q, Time: g.time, IDs: g.ids(q, 1+g.rng.IntN(5))}
+	case r < 95:
+		c = &Pause{Queue: q, Time: g.time, Paused: g.rng.IntN(3) != 0}
 	default:
 		b := &Batch{}
 		for range 1 + g.rng.IntN(3) {

@@ -29,6 +29,7 @@ type Queue struct {
 	// dead-letter queue's items keep their origin's ids).
 	nextID    uint64
 	closed    bool
+	paused    bool
 	items     table
 	producers producers
 }
@@ -73,6 +74,10 @@ func (q *Queue) NextID() uint64 { return q.nextID }
 
 // Closed reports whether the queue was closed.
 func (q *Queue) Closed() bool { return q.closed }
+
+// Paused reports whether the queue hands out nothing (an operator paused
+// it).
+func (q *Queue) Paused() bool { return q.paused }
 
 // Len is the number of unsettled items.
 func (q *Queue) Len() int { return q.items.Len() }
@@ -131,6 +136,10 @@ func (m *Machine) apply(c Command, fx *Effects) {
 		m.ApplyRequeue(c)
 	case *Close:
 		m.queue(c.Queue).closed = true
+	case *Purge:
+		fx.Missing += m.queue(c.Queue).Purge(c)
+	case *Pause:
+		m.queue(c.Queue).paused = c.Paused
 	case *Leases:
 		m.leaseHW = max(m.leaseHW, c.HW)
 	case *Start:
@@ -145,6 +154,7 @@ func (m *Machine) apply(c Command, fx *Effects) {
 		}
 		q.nextID = max(q.nextID, c.NextID)
 		q.closed = q.closed || c.Closed
+		q.paused = c.Paused
 	case *Items:
 		q := m.queue(c.Queue)
 		for _, it := range c.Items {
@@ -207,6 +217,17 @@ func (q *Queue) Put(c *Put) (inWindow bool) {
 // Settle applies a Settle of q's and reports how many of its ids were not
 // there.
 func (q *Queue) Settle(c *Settle) (missing int) {
+	for _, id := range c.IDs {
+		if !q.items.Remove(id) {
+			missing++
+		}
+	}
+	return missing
+}
+
+// Purge applies a Purge of q's and reports how many of its ids were not
+// there.
+func (q *Queue) Purge(c *Purge) (missing int) {
 	for _, id := range c.IDs {
 		if !q.items.Remove(id) {
 			missing++
@@ -309,10 +330,10 @@ func (m *Machine) Canonical() string {
 	fmt.Fprintf(&b, "leases %d\n", m.leaseHW)
 	for _, name := range m.Queues() {
 		q := m.queues[name]
-		if q.Len() == 0 && q.nextID == 0 && !q.closed && q.origin == "" && q.producers.len() == 0 {
+		if q.Len() == 0 && q.nextID == 0 && !q.closed && !q.paused && q.origin == "" && q.producers.len() == 0 {
 			continue // named by a command that changed nothing
 		}
-		fmt.Fprintf(&b, "queue %q origin %q next %d closed %v items %d\n", name, q.origin, q.nextID, q.closed, q.Len())
+		fmt.Fprintf(&b, "queue %q origin %q next %d closed %v paused %v items %d\n", name, q.origin, q.nextID, q.closed, q.paused, q.Len())
 		q.Ascend(func(it *Item) bool {
 			fmt.Fprintf(&b, "  %d reply %d attempts %d due %d err %q payload %q", it.ID, it.ReplyTo, it.Attempts, it.Due(), it.LastErr(), it.Payload)
 			if h := it.Headers(); h != nil {

@@ -171,7 +171,7 @@ func TestFuzzySnapshot(t *testing.T) {
 					return len(chunk.Items) < 3
 				})
 				if len(chunk.Items) == 0 {
-					recs = append(recs, &QueueMeta{Queue: name, Origin: q.Origin(), NextID: q.NextID(), Closed: q.Closed()})
+					recs = append(recs, &QueueMeta{Queue: name, Origin: q.Origin(), NextID: q.NextID(), Closed: q.Closed(), Paused: q.Paused()})
 					break
 				}
 				after = chunk.Items[len(chunk.Items)-1].ID
@@ -216,7 +216,7 @@ func TestSnapshotDeadAndBack(t *testing.T) {
 	var snap, log []Command
 	for _, name := range []string{"tasks", "tasks.dead"} {
 		q := live.Queue(name)
-		snap = append(snap, &QueueMeta{Queue: name, Origin: q.Origin(), NextID: q.NextID(), Closed: q.Closed()})
+		snap = append(snap, &QueueMeta{Queue: name, Origin: q.Origin(), NextID: q.NextID(), Closed: q.Closed(), Paused: q.Paused()})
 	}
 	apply := func(c Command) {
 		live.Apply(c)
@@ -302,5 +302,36 @@ func BenchmarkApplyPutSettle(b *testing.B) {
 		}
 		m.Apply(settle)
 		next += 8
+	}
+}
+
+// TestPurgeAndPause: a purge removes the items it names and counts those
+// already gone; a pause is a flag set as the command says, kept by a
+// snapshot, and a QueueMeta sets it back as well as forth.
+func TestPurgeAndPause(t *testing.T) {
+	m := New()
+	m.Apply(&Put{Queue: "tasks", Time: 1, FirstID: 1, Items: items("a", "b", "c", "d")})
+	if fx := m.Apply(&Purge{Queue: "tasks", Time: 2, IDs: []uint64{1, 3, 9}}); fx.Missing != 1 {
+		t.Fatalf("purge: %+v", fx)
+	}
+	if got := ids(m.Queue("tasks")); !slices.Equal(got, []uint64{2, 4}) || m.Queue("tasks").NextID() != 4 {
+		t.Fatalf("after purge: %v next %d", got, m.Queue("tasks").NextID())
+	}
+	m.Apply(&Pause{Queue: "tasks", Time: 3, Paused: true})
+	m.Apply(&Pause{Queue: "tasks", Time: 4, Paused: true})
+	if !m.Queue("tasks").Paused() {
+		t.Fatal("not paused")
+	}
+	r := restore(t, m)
+	if !r.Queue("tasks").Paused() || r.Canonical() != m.Canonical() {
+		t.Fatalf("snapshot lost the pause:\n%s\n%s", r.Canonical(), m.Canonical())
+	}
+	m.Apply(&Pause{Queue: "tasks", Time: 5})
+	if m.Queue("tasks").Paused() {
+		t.Fatal("still paused after a resume")
+	}
+	r.Apply(&QueueMeta{Queue: "tasks", NextID: 4})
+	if r.Queue("tasks").Paused() {
+		t.Fatal("a QueueMeta of a running queue left it paused")
 	}
 }

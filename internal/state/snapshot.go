@@ -7,13 +7,18 @@ package state
 // queue read in chunks, the locks released between them) is made exact by
 // that replay.
 
-// QueueMeta is a queue's own state: its origin, the highest id given, and
-// whether it is closed.
+// QueueMeta is a queue's own state: its origin, the highest id given,
+// whether it is closed, and whether it is paused. Closed and NextID only
+// grow, and are merged (a later close is not undone by an older record);
+// Paused is set as it says, as a Pause command does: a snapshot's record
+// is followed by the log's pauses and resumes after it, which set it
+// again.
 type QueueMeta struct {
 	Queue  string
 	Origin string
 	NextID uint64
 	Closed bool
+	Paused bool
 }
 
 // Items is a chunk of a queue's items, whole (attempts, error, due).
@@ -70,7 +75,7 @@ func (m *Machine) Snapshot(emit func(rec []byte) error) error {
 	}
 	for _, name := range order {
 		q := m.queues[name]
-		if err := put(&QueueMeta{Queue: name, Origin: q.origin, NextID: q.nextID, Closed: q.closed}); err != nil {
+		if err := put(&QueueMeta{Queue: name, Origin: q.origin, NextID: q.nextID, Closed: q.closed, Paused: q.paused}); err != nil {
 			return err
 		}
 		var err error
