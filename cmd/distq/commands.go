@@ -25,7 +25,9 @@ type command struct {
 	queueArg bool   // its first argument is a queue
 	flags    func(m *Main, fs *flag.FlagSet)
 	check    func(m *Main, args []string) error // the arguments after the queue
-	run      func(ctx context.Context, m *Main, c *distq.Client) error
+	// run runs it on a Client (put, get, peek), admin on an Inspector.
+	run   func(ctx context.Context, m *Main, c *distq.Client) error
+	admin func(ctx context.Context, m *Main, in *distq.Inspector) error
 }
 
 var commands []*command
@@ -46,7 +48,7 @@ Examples:
 				fs.BoolVar(&m.json, "json", false, "print JSON instead of a table")
 			},
 			check: keepArgs,
-			run:   runStats,
+			admin: runStats,
 		},
 		{
 			name: "watch", synopsis: "[QUEUE...]", summary: "a live view of the queues' depths and rates",
@@ -75,7 +77,32 @@ Examples:
 				m.args = args
 				return nil
 			},
-			run: runWatch,
+			admin: runWatch,
+		},
+		{
+			name: "workers", synopsis: "[QUEUE]", summary: "the connected consumers (slaves, workers) and what they hold",
+			help: `List the consumers connected to the master (each open stream of a slave or
+a worker), or those of QUEUE: the queue, the peer's address, the items it
+holds, the credit it has left, its deliveries, acks and failures (nacks and
+expired leases) since it connected, how long ago it connected and when it
+last sent anything (by the master's clock). A consumer that holds items and
+has not been seen for a long time is stuck. -json for JSON.
+
+Examples:
+  distq workers
+  distq workers tasks
+  distq workers -json | jq '[.[].held] | add'`,
+			flags: func(m *Main, fs *flag.FlagSet) {
+				fs.BoolVar(&m.json, "json", false, "print JSON instead of a table")
+			},
+			check: func(m *Main, args []string) error {
+				if len(args) > 1 {
+					return fmt.Errorf("unexpected argument %q (usage: distq workers [QUEUE])", args[1])
+				}
+				m.args = args
+				return nil
+			},
+			admin: runWorkers,
 		},
 		{
 			name: "peek", synopsis: "QUEUE", summary: "list the ready items of a queue without taking them", queueArg: true,
@@ -95,7 +122,8 @@ Examples:
 		},
 		{
 			name: "dead", synopsis: "QUEUE", summary: "list a queue's dead items with their last error and attempts", queueArg: true,
-			help: `List the dead items of QUEUE (those in its dead-letter queue QUEUE.dead):
+			help: `List the dead items of QUEUE (those in its dead-letter queue QUEUE.dead;
+"distq dead tasks.dead" is the same as "distq dead tasks"), oldest first:
 each item's id, its attempts, its payload and the last error it failed
 with. Paged with -offset and -limit; the table says how many there are and
 where the next page starts. Requeue them with 'distq requeue'.
@@ -106,7 +134,7 @@ Examples:
   distq dead -json tasks | jq -r '.[] | "\(.id) \(.error)"'`,
 			flags: pageFlags,
 			check: checkPage,
-			run:   runDead,
+			admin: runDead,
 		},
 		{
 			name: "requeue", synopsis: "QUEUE (ID... | -all)", summary: "move dead items back into their queue", queueArg: true,
@@ -139,7 +167,45 @@ Examples:
 				}
 				return nil
 			},
-			run: runRequeue,
+			admin: runRequeue,
+		},
+		{
+			name: "purge", synopsis: "QUEUE", summary: "throw away a queue's ready and delayed items", queueArg: true,
+			help: `Throw away the ready and delayed items of QUEUE, for good: they are not
+dead-lettered and do not come back after a restart. Leased items stay with
+their consumers. On a dead-letter queue ("tasks.dead") it throws away the
+dead items. Prints how many items went.
+
+Examples:
+  distq purge tasks
+  distq purge tasks.dead`,
+			flags: noFlags,
+			check: noArgs,
+			admin: runPurge,
+		},
+		{
+			name: "pause", synopsis: "QUEUE", summary: "stop handing out a queue's items; puts go on", queueArg: true,
+			help: `Pause QUEUE: it takes puts and hands out nothing; slaves and gets wait as on
+an empty queue, while settles and retries go on. 'distq stats' shows it
+paused. A master with -data-dir keeps the pause across restarts. Pausing a
+paused queue does nothing. Undo with 'distq resume'.
+
+Example:
+  distq pause tasks`,
+			flags: noFlags,
+			check: noArgs,
+			admin: runPause,
+		},
+		{
+			name: "resume", synopsis: "QUEUE", summary: "hand out a paused queue's items again", queueArg: true,
+			help: `Resume QUEUE after 'distq pause': its items are handed out again. Resuming
+a queue that is not paused does nothing.
+
+Example:
+  distq resume tasks`,
+			flags: noFlags,
+			check: noArgs,
+			admin: runResume,
 		},
 		{
 			name: "close", synopsis: "QUEUE", summary: "refuse further puts; consumers drain the queue and end", queueArg: true,
@@ -151,7 +217,7 @@ Example:
   distq close tasks`,
 			flags: noFlags,
 			check: noArgs,
-			run:   runClose,
+			admin: runClose,
 		},
 		{
 			name: "put", synopsis: "QUEUE [PAYLOAD...]", summary: "put items, from arguments or stdin lines", queueArg: true,
@@ -332,8 +398,8 @@ func (m *Main) commandUsage(w io.Writer) {
 	fmt.Fprintln(w, "\nExit status: see 'distq -h'.")
 }
 
-func runStats(ctx context.Context, m *Main, c *distq.Client) error {
-	st, err := stats(ctx, c, m.args)
+func runStats(ctx context.Context, m *Main, in *distq.Inspector) error {
+	st, err := queueStats(ctx, in, m.args)
 	if err != nil {
 		return err
 	}
@@ -343,20 +409,37 @@ func runStats(ctx context.Context, m *Main, c *distq.Client) error {
 	return writeStatsTable(m.stdout, st)
 }
 
-// stats returns the stats of the named queues, or of all when none are.
-func stats(ctx context.Context, c *distq.Client, names []string) ([]distq.Stats, error) {
-	if len(names) == 0 {
-		return c.Stats(ctx)
+// queueStats returns the stats of the named queues, or of all when none
+// are, from one call.
+func queueStats(ctx context.Context, in *distq.Inspector, names []string) ([]distq.Stats, error) {
+	all, err := in.Queues(ctx)
+	if err != nil || len(names) == 0 {
+		return all, err
 	}
 	out := make([]distq.Stats, 0, len(names))
 	for _, n := range names {
-		s, err := c.Queue(n).Stats(ctx)
-		if err != nil {
-			return nil, err
+		i := slices.IndexFunc(all, func(s distq.Stats) bool { return s.Name == n })
+		if i < 0 {
+			return nil, &kindError{fmt.Sprintf("unknown queue %q", n), distq.ErrUnknownQueue}
 		}
-		out = append(out, s)
+		out = append(out, all[i])
 	}
 	return out, nil
+}
+
+func runWorkers(ctx context.Context, m *Main, in *distq.Inspector) error {
+	queue := ""
+	if len(m.args) == 1 {
+		queue = m.args[0]
+	}
+	cs, err := in.Consumers(ctx, queue)
+	if err != nil {
+		return err
+	}
+	if m.json {
+		return writeConsumersJSON(m.stdout, cs)
+	}
+	return writeConsumersTable(m.stdout, cs, time.Now())
 }
 
 func runPeek(ctx context.Context, m *Main, c *distq.Client) error {
@@ -375,24 +458,25 @@ func runPeek(ctx context.Context, m *Main, c *distq.Client) error {
 	return writeItemsTable(m.stdout, items, m.offset, total, "ready")
 }
 
-func runDead(ctx context.Context, m *Main, c *distq.Client) error {
-	q := c.Queue(m.queue)
-	items, err := q.Dead(ctx, m.offset, m.limit)
+func runDead(ctx context.Context, m *Main, in *distq.Inspector) error {
+	items, total, err := in.Dead(ctx, m.queue, m.offset, m.limit)
 	if err != nil {
 		return err
 	}
 	if m.json {
 		return writeItemsJSON(m.stdout, items)
 	}
-	total := -1
-	if st, err := q.Stats(ctx); err == nil {
-		total = st.Dead
-	}
 	return writeItemsTable(m.stdout, items, m.offset, total, "dead")
 }
 
-func runRequeue(ctx context.Context, m *Main, c *distq.Client) error {
-	n, err := c.Queue(m.queue).Requeue(ctx, m.ids...)
+func runRequeue(ctx context.Context, m *Main, in *distq.Inspector) error {
+	var n int
+	var err error
+	if m.all {
+		n, err = in.RequeueAll(ctx, m.queue)
+	} else {
+		n, err = in.Requeue(ctx, m.queue, m.ids...)
+	}
 	if err != nil {
 		return err
 	}
@@ -407,11 +491,36 @@ func runRequeue(ctx context.Context, m *Main, c *distq.Client) error {
 	return nil
 }
 
-func runClose(ctx context.Context, m *Main, c *distq.Client) error {
-	if err := c.Queue(m.queue).Close(ctx); err != nil {
+func runClose(ctx context.Context, m *Main, in *distq.Inspector) error {
+	if err := in.CloseQueue(ctx, m.queue); err != nil {
 		return err
 	}
 	fmt.Fprintf(m.stdout, "closed %s: puts are refused; consumers drain it and end\n", m.queue)
+	return nil
+}
+
+func runPurge(ctx context.Context, m *Main, in *distq.Inspector) error {
+	n, err := in.Purge(ctx, m.queue)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(m.stdout, "purged %s from %s\n", plural(n, "item"), m.queue)
+	return nil
+}
+
+func runPause(ctx context.Context, m *Main, in *distq.Inspector) error {
+	if err := in.Pause(ctx, m.queue); err != nil {
+		return err
+	}
+	fmt.Fprintf(m.stdout, "paused %s: it takes puts and hands out nothing until 'distq resume %s'\n", m.queue, m.queue)
+	return nil
+}
+
+func runResume(ctx context.Context, m *Main, in *distq.Inspector) error {
+	if err := in.Resume(ctx, m.queue); err != nil {
+		return err
+	}
+	fmt.Fprintf(m.stdout, "resumed %s\n", m.queue)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"text/tabwriter"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -23,6 +24,7 @@ type statsJSON struct {
 	Consumers int    `json:"consumers"`
 	MaxSize   int    `json:"max_size"` // 0: unbounded
 	Closed    bool   `json:"closed"`
+	Paused    bool   `json:"paused"`
 
 	PutTotal         uint64 `json:"put_total"`
 	DeliveredTotal   uint64 `json:"delivered_total"`
@@ -32,15 +34,17 @@ type statsJSON struct {
 	ExpiredTotal     uint64 `json:"expired_total"`
 	RefusedTotal     uint64 `json:"refused_total"`
 	DeadTotal        uint64 `json:"dead_lettered_total"`
+	PurgedTotal      uint64 `json:"purged_total"`
 }
 
 func toStatsJSON(s distq.Stats) statsJSON {
 	return statsJSON{
 		Name: s.Name, Ready: s.Ready, Leased: s.Leased, Delayed: s.Delayed, Dead: s.Dead,
-		Consumers: s.Consumers, MaxSize: s.MaxSize, Closed: s.Closed,
+		Consumers: s.Consumers, MaxSize: s.MaxSize, Closed: s.Closed, Paused: s.Paused,
 		PutTotal: s.PutTotal, DeliveredTotal: s.DeliveredTotal, AckedTotal: s.AckedTotal,
 		NackedTotal: s.NackedTotal, RedeliveredTotal: s.RedeliveredTotal,
 		ExpiredTotal: s.ExpiredTotal, RefusedTotal: s.RefusedTotal, DeadTotal: s.DeadTotal,
+		PurgedTotal: s.PurgedTotal,
 	}
 }
 
@@ -62,19 +66,25 @@ func writeJSON(w io.Writer, v any) error {
 // counters.
 func writeStatsTable(w io.Writer, st []distq.Stats) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "QUEUE\tSTATE\tREADY\tLEASED\tDELAYED\tDEAD\tCONSUMERS\tMAXSIZE\tPUT\tDELIVERED\tACKED\tNACKED\tREDELIVERED\tEXPIRED\tREFUSED\tDEAD-LETTERED")
+	fmt.Fprintln(tw, "QUEUE\tSTATE\tREADY\tLEASED\tDELAYED\tDEAD\tCONSUMERS\tMAXSIZE\tPUT\tDELIVERED\tACKED\tNACKED\tREDELIVERED\tEXPIRED\tREFUSED\tDEAD-LETTERED\tPURGED")
 	for _, s := range st {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n",
 			s.Name, state(s), s.Ready, s.Leased, s.Delayed, s.Dead, s.Consumers, maxSize(s.MaxSize),
 			s.PutTotal, s.DeliveredTotal, s.AckedTotal, s.NackedTotal, s.RedeliveredTotal,
-			s.ExpiredTotal, s.RefusedTotal, s.DeadTotal)
+			s.ExpiredTotal, s.RefusedTotal, s.DeadTotal, s.PurgedTotal)
 	}
 	return tw.Flush()
 }
 
+// state is "open", "closed" or "paused", or "closed,paused".
 func state(s distq.Stats) string {
-	if s.Closed {
+	switch {
+	case s.Closed && s.Paused:
+		return "closed,paused"
+	case s.Closed:
 		return "closed"
+	case s.Paused:
+		return "paused"
 	}
 	return "open"
 }
@@ -95,12 +105,13 @@ type itemJSON struct {
 	PayloadBase64 []byte            `json:"payload_base64,omitempty"`
 	Headers       map[string]string `json:"headers,omitempty"`
 	Error         string            `json:"error,omitempty"`
+	ReplyTo       uint64            `json:"reply_to,omitempty"`
 }
 
 func writeItemsJSON(w io.Writer, items []distq.DeadItem) error {
 	out := make([]itemJSON, len(items))
 	for i, it := range items {
-		out[i] = itemJSON{ID: it.ID, Attempts: it.Attempts, Headers: it.Headers, Error: it.Error}
+		out[i] = itemJSON{ID: it.ID, Attempts: it.Attempts, Headers: it.Headers, Error: it.Error, ReplyTo: it.ReplyTo}
 		if utf8.Valid(it.Payload) {
 			p := string(it.Payload)
 			out[i].Payload = &p
@@ -194,4 +205,59 @@ func oneLine(s string) string {
 	}
 	q := strconv.Quote(s)
 	return q[1 : len(q)-1]
+}
+
+// consumerJSON is one consumer in `distq workers -json`; times are the
+// master's, in RFC 3339.
+type consumerJSON struct {
+	Queue       string    `json:"queue"`
+	Peer        string    `json:"peer"`
+	Held        int       `json:"held"`
+	Credit      int       `json:"credit"`
+	Delivered   uint64    `json:"delivered"`
+	Acked       uint64    `json:"acked"`
+	Failed      uint64    `json:"failed"`
+	ConnectedAt time.Time `json:"connected_at"`
+	LastSeen    time.Time `json:"last_seen"`
+}
+
+func writeConsumersJSON(w io.Writer, cs []distq.Consumer) error {
+	out := make([]consumerJSON, len(cs))
+	for i, c := range cs {
+		out[i] = consumerJSON{Queue: c.Queue, Peer: c.Peer, Held: c.Held, Credit: c.Credit,
+			Delivered: c.Delivered, Acked: c.Acked, Failed: c.Failed,
+			ConnectedAt: c.ConnectedAt.UTC(), LastSeen: c.LastSeen.UTC()}
+	}
+	return writeJSON(w, out)
+}
+
+// writeConsumersTable prints one row per consumer, its times as ages at
+// now.
+func writeConsumersTable(w io.Writer, cs []distq.Consumer, now time.Time) error {
+	if len(cs) == 0 {
+		fmt.Fprintln(w, "no consumers connected")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "QUEUE\tPEER\tHELD\tCREDIT\tDELIVERED\tACKED\tFAILED\tCONNECTED\tLAST-SEEN")
+	for _, c := range cs {
+		peer := c.Peer
+		if peer == "" {
+			peer = "(in the master)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s ago\t%s ago\n", c.Queue, peer, c.Held, c.Credit,
+			c.Delivered, c.Acked, c.Failed, age(now, c.ConnectedAt), age(now, c.LastSeen))
+	}
+	return tw.Flush()
+}
+
+// age is how long before now t was, to a tenth of a second under ten
+// seconds and to the second above; a t after now (the master's clock is
+// ahead) is 0s.
+func age(now, t time.Time) string {
+	d := max(now.Sub(t), 0)
+	if d < 10*time.Second {
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }

@@ -14,6 +14,7 @@ var testStats = []distq.Stats{
 	{Name: "tasks", Ready: 12, Leased: 3, Delayed: 1, Dead: 2, Consumers: 2, MaxSize: 100,
 		PutTotal: 500, DeliveredTotal: 490, AckedTotal: 480, NackedTotal: 7, RedeliveredTotal: 4, ExpiredTotal: 1, RefusedTotal: 1, DeadTotal: 2},
 	{Name: "results", Ready: 480, Closed: true, PutTotal: 480},
+	{Name: "held", Ready: 3, Paused: true, PutTotal: 5, PurgedTotal: 2},
 }
 
 func TestStatsTable(t *testing.T) {
@@ -21,9 +22,10 @@ func TestStatsTable(t *testing.T) {
 	if err := writeStatsTable(&b, testStats); err != nil {
 		t.Fatal(err)
 	}
-	want := `QUEUE    STATE   READY  LEASED  DELAYED  DEAD  CONSUMERS  MAXSIZE  PUT  DELIVERED  ACKED  NACKED  REDELIVERED  EXPIRED  REFUSED  DEAD-LETTERED
-tasks    open    12     3       1        2     2          100      500  490        480    7       4            1        1        2
-results  closed  480    0       0        0     0          -        480  0          0      0       0            0        0        0
+	want := `QUEUE    STATE   READY  LEASED  DELAYED  DEAD  CONSUMERS  MAXSIZE  PUT  DELIVERED  ACKED  NACKED  REDELIVERED  EXPIRED  REFUSED  DEAD-LETTERED  PURGED
+tasks    open    12     3       1        2     2          100      500  490        480    7       4            1        1        2              0
+results  closed  480    0       0        0     0          -        480  0          0      0       0            0        0        0              0
+held     paused  3      0       0        0     0          -        5    0          0      0       0            0        0        0              2
 `
 	if b.String() != want {
 		t.Fatalf("table:\n%s\nwant:\n%s", b.String(), want)
@@ -39,13 +41,14 @@ func TestStatsJSON(t *testing.T) {
 	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
 		t.Fatalf("%v in %s", err, b.String())
 	}
-	if len(got) != 2 {
+	if len(got) != 3 {
 		t.Fatalf("%d queues", len(got))
 	}
 	want := map[string]any{
 		"name": "tasks", "ready": 12.0, "leased": 3.0, "delayed": 1.0, "dead": 2.0, "consumers": 2.0, "max_size": 100.0,
 		"closed": false, "put_total": 500.0, "delivered_total": 490.0, "acked_total": 480.0, "nacked_total": 7.0,
 		"redelivered_total": 4.0, "expired_total": 1.0, "refused_total": 1.0, "dead_lettered_total": 2.0,
+		"paused": false, "purged_total": 0.0,
 	}
 	if len(got[0]) != len(want) {
 		t.Errorf("keys %v, want those of %v", got[0], want)
@@ -57,6 +60,9 @@ func TestStatsJSON(t *testing.T) {
 	}
 	if got[1]["closed"] != true || got[1]["name"] != "results" {
 		t.Errorf("second queue %v", got[1])
+	}
+	if got[2]["paused"] != true || got[2]["purged_total"] != 2.0 {
+		t.Errorf("third queue %v", got[2])
 	}
 	// No queues: an empty array, not null.
 	b.Reset()
@@ -178,7 +184,52 @@ func TestRedraw(t *testing.T) {
 	if !strings.HasPrefix(b.String(), "\033[H") || strings.Contains(b.String(), "\033[2J") {
 		t.Fatalf("later frame %q", b.String())
 	}
-	if n := strings.Count(b.String(), "\033[K\n"); n != 5 {
-		t.Fatalf("%d lines cleared, want 5 (title, blank, header, two queues)", n)
+	if n := strings.Count(b.String(), "\033[K\n"); n != 6 {
+		t.Fatalf("%d lines cleared, want 6 (title, blank, header, three queues)", n)
+	}
+}
+
+func TestState(t *testing.T) {
+	for s, want := range map[distq.Stats]string{
+		{}:                           "open",
+		{Closed: true}:               "closed",
+		{Paused: true}:               "paused",
+		{Closed: true, Paused: true}: "closed,paused",
+	} {
+		if got := state(s); got != want {
+			t.Errorf("state(closed %v, paused %v) = %q, want %q", s.Closed, s.Paused, got, want)
+		}
+	}
+}
+
+func TestConsumers(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	cs := []distq.Consumer{
+		{Queue: "tasks", Peer: "10.0.0.2:51234", Credit: 14, Held: 2, Delivered: 1000, Acked: 997, Failed: 1,
+			ConnectedAt: now.Add(-192 * time.Second), LastSeen: now.Add(-1234 * time.Millisecond)},
+		{Queue: "tasks", Credit: 1, ConnectedAt: now.Add(time.Second), LastSeen: now},
+	}
+	var b bytes.Buffer
+	writeConsumersTable(&b, cs, now)
+	want := `QUEUE  PEER             HELD  CREDIT  DELIVERED  ACKED  FAILED  CONNECTED  LAST-SEEN
+tasks  10.0.0.2:51234   2     14      1000       997    1       3m12s ago  1.2s ago
+tasks  (in the master)  0     1       0          0      0       0s ago     0s ago
+`
+	if b.String() != want {
+		t.Fatalf("table:\n%s\nwant:\n%s", b.String(), want)
+	}
+	b.Reset()
+	writeConsumersTable(&b, nil, now)
+	if b.String() != "no consumers connected\n" {
+		t.Fatalf("none: %q", b.String())
+	}
+	b.Reset()
+	writeConsumersJSON(&b, cs[:1])
+	var got []map[string]any
+	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got[0]["peer"] != "10.0.0.2:51234" || got[0]["held"] != 2.0 || got[0]["acked"] != 997.0 || got[0]["connected_at"] != "2026-01-02T03:00:53Z" {
+		t.Fatalf("JSON %v", got[0])
 	}
 }

@@ -262,13 +262,29 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return &connectError{err}
 	}
-	client, err := distq.NewClient(m.conn.Master, opts)
-	if err != nil {
-		return &connectError{err}
+	// Administration goes through an Inspector; puts, gets and peeks
+	// through a Client.
+	var connect func(context.Context) error
+	var run func(context.Context) error
+	if m.cmd.admin != nil {
+		in, err := distq.NewInspector(m.conn.Master, opts)
+		if err != nil {
+			return &connectError{err}
+		}
+		defer in.Close()
+		connect = in.Connect
+		run = func(ctx context.Context) error { return m.cmd.admin(ctx, m, in) }
+	} else {
+		client, err := distq.NewClient(m.conn.Master, opts)
+		if err != nil {
+			return &connectError{err}
+		}
+		defer client.Close()
+		connect = client.Connect
+		run = func(ctx context.Context) error { return m.cmd.run(ctx, m, client) }
 	}
-	defer client.Close()
 	cctx, cancel := context.WithTimeout(ctx, m.connectTimeout)
-	err = client.Connect(cctx)
+	err = connect(cctx)
 	cancel()
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
@@ -276,5 +292,5 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		return &connectError{err}
 	}
-	return m.cmd.run(ctx, m, client)
+	return run(ctx)
 }

@@ -137,6 +137,9 @@ func watchLine(at time.Time, rows []rateRow, err error) string {
 		if r.Closed {
 			b.WriteString(" closed")
 		}
+		if r.Paused {
+			b.WriteString(" paused")
+		}
 	}
 	b.WriteByte('\n')
 	return b.String()
@@ -161,7 +164,7 @@ func redraw(w io.Writer, frame []byte, first bool) {
 	w.Write(b.Bytes())
 }
 
-func runWatch(ctx context.Context, m *Main, c *distq.Client) error {
+func runWatch(ctx context.Context, m *Main, in *distq.Inspector) error {
 	tick := time.NewTicker(m.interval)
 	defer tick.Stop()
 	var prev *sample
@@ -173,7 +176,7 @@ func runWatch(ctx context.Context, m *Main, c *distq.Client) error {
 			case <-tick.C:
 			}
 		}
-		st, err := stats(ctx, c, m.args)
+		st, err := queueStats(ctx, in, m.args)
 		now := time.Now()
 		if err != nil {
 			if ctx.Err() != nil {

@@ -175,6 +175,42 @@ func TestCLI(t *testing.T) {
 	if err := dial(t, addr, key).Queue("tasks").Join(ctxTimeout(t, 60*time.Second)); err != nil {
 		t.Fatal(err)
 	}
+
+	// workers: the slave, with what it did (4 acked, "bad" failed)
+	out = c.ok("workers")
+	if !regexpLine(out, `^tasks +127\.0\.0\.1:[0-9]+ +0 +[0-9]+ +5 +4 +1 +[0-9.]+m?s ago +[0-9.]+m?s ago$`) || strings.Count(out, "\n") != 2 {
+		t.Fatalf("workers:\n%s", out)
+	}
+	var consumers []map[string]any
+	if err := json.Unmarshal([]byte(c.ok("workers", "-json", "tasks")), &consumers); err != nil {
+		t.Fatal(err)
+	}
+	if len(consumers) != 1 || consumers[0]["queue"] != "tasks" || consumers[0]["acked"] != 4.0 || consumers[0]["failed"] != 1.0 {
+		t.Fatalf("workers -json: %v", consumers)
+	}
+	if out := c.ok("workers", "results"); out != "no consumers connected\n" {
+		t.Fatalf("workers results: %q", out)
+	}
+
+	// pause: puts go on, nothing is handed out; purge; resume
+	if out := c.ok("pause", "tasks"); !strings.HasPrefix(out, "paused tasks") {
+		t.Fatalf("pause: %q", out)
+	}
+	c.ok("put", "tasks", "6", "7")
+	if out := c.ok("stats", "tasks"); !regexpLine(out, `^tasks +paused +2 +0 `) {
+		t.Fatalf("stats of a paused queue:\n%s", out)
+	}
+	fails(t, c.run("get", "-nowait", "tasks"), 4, "queue tasks is empty")
+	if out := c.ok("purge", "tasks"); out != "purged 2 items from tasks\n" {
+		t.Fatalf("purge: %q", out)
+	}
+	if out := c.ok("resume", "tasks"); out != "resumed tasks\n" {
+		t.Fatalf("resume: %q", out)
+	}
+	if out := c.ok("stats", "tasks"); !regexpLine(out, `^tasks +open +0 +0 `) || !regexpLine(out, ` 2$`) {
+		t.Fatalf("stats after purge and resume:\n%s", out)
+	}
+	fails(t, c.run("pause", "nope"), 1, `unknown queue "nope"`)
 	sl.signal(syscall.SIGTERM)
 	if code := sl.wait(30 * time.Second); code != 0 {
 		t.Fatalf("slave exit %d", code)
