@@ -19,10 +19,9 @@ import (
 	"time"
 
 	"github.com/distq/distq"
-	"github.com/distq/distq/internal/auth"
 	"github.com/distq/distq/internal/logging"
+	"github.com/distq/distq/internal/masterflags"
 	"github.com/distq/distq/internal/producer"
-	"github.com/distq/distq/internal/tlsconfig"
 )
 
 func main() {
@@ -46,32 +45,26 @@ func main() {
 type Main struct {
 	stdout, stderr io.Writer
 
-	master        string
-	authkeyFile   string
-	n             int
-	batch         int
-	rate          float64
-	tasks         string
-	results       string
-	closeTasks    bool
-	slaves        int
-	timeout       time.Duration
-	drain         time.Duration
-	progress      time.Duration
-	tlsCA         string
-	tlsCert       string
-	tlsKey        string
-	tlsServerName string
-	logLevel      string
-	logFormat     string
+	conn       masterflags.Flags
+	n          int
+	batch      int
+	rate       float64
+	tasks      string
+	results    string
+	closeTasks bool
+	slaves     int
+	timeout    time.Duration
+	drain      time.Duration
+	progress   time.Duration
+	logLevel   string
+	logFormat  string
 }
 
 // ParseFlags reads the command line.
 func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("producer", flag.ContinueOnError)
 	fs.SetOutput(m.stderr)
-	fs.StringVar(&m.master, "master", "127.0.0.1:4000", "the master's `host:port`")
-	fs.StringVar(&m.authkeyFile, "authkey-file", "", "`file` holding the shared authkey (else $"+auth.EnvKeyFile+" or $"+auth.EnvKey+")")
+	m.conn.Register(fs)
 	fs.IntVar(&m.n, "n", 10000, "tasks to put: the numbers 1..`N`")
 	fs.IntVar(&m.batch, "batch", 100, "tasks per put")
 	fs.Float64Var(&m.rate, "rate", 0, "put at most this many tasks a second (0: as fast as the master answers)")
@@ -82,10 +75,6 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&m.timeout, "timeout", 30*time.Minute, "give up after this long (the summary then counts what is missing)")
 	fs.DurationVar(&m.drain, "drain", 30*time.Second, "once every answered put has its result, wait this long at most for the queues to empty, to count the results of tasks stored twice")
 	fs.DurationVar(&m.progress, "progress", 2*time.Second, "time between progress lines")
-	fs.StringVar(&m.tlsCA, "tls-ca", "", "PEM CA `file` that signed the master's certificate; enables TLS")
-	fs.StringVar(&m.tlsCert, "tls-cert", "", "PEM client certificate `file` for mutual TLS")
-	fs.StringVar(&m.tlsKey, "tls-key", "", "PEM private key `file` of -tls-cert")
-	fs.StringVar(&m.tlsServerName, "tls-server-name", "", "name to verify in the master's certificate (default: the host of -master)")
 	fs.StringVar(&m.logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	fs.StringVar(&m.logFormat, "log-format", "text", "text, or json for machines")
 	if err := fs.Parse(args); err != nil {
@@ -116,17 +105,14 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	key, err := auth.LoadKey(m.authkeyFile)
+	opts, err := m.conn.Options()
 	if err != nil {
 		return err
 	}
-	tlsCfg, err := tlsconfig.Client(m.tlsCA, m.tlsCert, m.tlsKey, m.tlsServerName)
-	if err != nil {
-		return err
-	}
+	opts.Logger = log.Named("client")
 	ctx, cancel := context.WithTimeout(ctx, m.timeout)
 	defer cancel()
-	client, err := distq.NewClient(m.master, distq.Options{AuthKey: key, TLS: tlsCfg, Logger: log.Named("client")})
+	client, err := distq.NewClient(m.conn.Master, opts)
 	if err != nil {
 		return err
 	}
@@ -141,7 +127,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if distq.IsPermanent(err) || ctx.Err() != nil {
 			return err
 		}
-		log.Info("waiting for the master", "master", m.master, "error", err)
+		log.Info("waiting for the master", "master", m.conn.Master, "error", err)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -150,7 +136,7 @@ func (m *Main) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
-	log.Info("producer starting", "master", m.master, "tasks", m.n, "batch", m.batch, "rate", m.rate, "slaves", m.slaves, "tls", tlsCfg != nil)
+	log.Info("producer starting", "master", m.conn.Master, "tasks", m.n, "batch", m.batch, "rate", m.rate, "slaves", m.slaves, "tls", opts.TLS != nil)
 	sum, err := producer.Run(ctx, producer.Config{
 		Client:      client,
 		N:           m.n,

@@ -18,13 +18,12 @@ import (
 	"time"
 
 	"github.com/distq/distq"
-	"github.com/distq/distq/internal/auth"
 	"github.com/distq/distq/internal/debug"
 	"github.com/distq/distq/internal/gcpercent"
 	"github.com/distq/distq/internal/healthcheck"
 	"github.com/distq/distq/internal/logging"
+	"github.com/distq/distq/internal/masterflags"
 	"github.com/distq/distq/internal/metrics"
-	"github.com/distq/distq/internal/tlsconfig"
 )
 
 func main() {
@@ -48,8 +47,7 @@ func main() {
 type Main struct {
 	stderr io.Writer
 
-	master          string
-	authkeyFile     string
+	conn            masterflags.Flags
 	concurrency     int
 	prefetch        int
 	queue           string
@@ -59,10 +57,6 @@ type Main struct {
 	maxBackoff      time.Duration
 	noAutoExtend    bool
 	maxHold         time.Duration
-	tlsCA           string
-	tlsCert         string
-	tlsKey          string
-	tlsServerName   string
 	logLevel        string
 	logFormat       string
 	debugAddr       string
@@ -78,8 +72,7 @@ func NewMain(stderr io.Writer) *Main { return &Main{stderr: stderr} }
 func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("slave", flag.ContinueOnError)
 	fs.SetOutput(m.stderr)
-	fs.StringVar(&m.master, "master", "127.0.0.1:4000", "the master's `host:port`")
-	fs.StringVar(&m.authkeyFile, "authkey-file", "", "`file` holding the shared authkey (else $"+auth.EnvKeyFile+" or $"+auth.EnvKey+")")
+	m.conn.Register(fs)
 	fs.IntVar(&m.concurrency, "concurrency", runtime.NumCPU(), "tasks run at once, like Pool(n)")
 	fs.IntVar(&m.prefetch, "prefetch", 0, "deliveries held per concurrency slot (credit = concurrency*prefetch); 0 adapts to the task time, 1 to 1024")
 	fs.StringVar(&m.queue, "queue", "tasks", "queue to take tasks from")
@@ -89,10 +82,6 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&m.maxHold, "max-hold", 0, "keep a task at most this long from its delivery: past it the task's context ends and its lease is no longer extended, so a stuck task goes to another slave (0: no bound)")
 	fs.DurationVar(&m.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long running tasks get to finish")
 	fs.DurationVar(&m.maxBackoff, "max-backoff", 10*time.Second, "longest wait between reconnection attempts (randomised, exponential from 100ms)")
-	fs.StringVar(&m.tlsCA, "tls-ca", "", "PEM CA `file` that signed the master's certificate; enables TLS")
-	fs.StringVar(&m.tlsCert, "tls-cert", "", "PEM client certificate `file` for mutual TLS")
-	fs.StringVar(&m.tlsKey, "tls-key", "", "PEM private key `file` of -tls-cert")
-	fs.StringVar(&m.tlsServerName, "tls-server-name", "", "name to verify in the master's certificate (default: the host of -master)")
 	fs.StringVar(&m.logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	fs.StringVar(&m.logFormat, "log-format", "text", "text, or json for machines")
 	fs.StringVar(&m.healthAddr, "health-addr", "", "serve the gRPC health service on this `host:port` (SERVING while connected to the master); off when empty")
@@ -140,10 +129,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if gcpercent.Set(gcpercent.Slave) {
 		log.Debug("garbage collector paced for a small heap", "gogc", gcpercent.Slave)
 	}
-	key, err := auth.LoadKey(m.authkeyFile)
+	opts, err := m.conn.Options()
 	if err != nil {
 		return err
 	}
+	opts.Logger = log
 	if m.debugAddr != "" {
 		dbg, err := debug.Listen(m.debugAddr)
 		if err != nil {
@@ -151,10 +141,6 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		defer dbg.Close()
 		log.Info("serving profiles", "addr", dbg.Addr().String())
-	}
-	tlsCfg, err := tlsconfig.Client(m.tlsCA, m.tlsCert, m.tlsKey, m.tlsServerName)
-	if err != nil {
-		return err
 	}
 	var onConn func(bool)
 	if m.healthAddr != "" {
@@ -172,7 +158,7 @@ func (m *Main) Run(ctx context.Context) error {
 		observe = wm.ObserveHandlers
 		onConn = both(onConn, wm.SetConnected)
 	}
-	client, err := distq.NewClient(m.master, distq.Options{AuthKey: key, TLS: tlsCfg, Logger: log})
+	client, err := distq.NewClient(m.conn.Master, opts)
 	if err != nil {
 		return err
 	}
@@ -201,7 +187,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		defer web.Close()
 	}
-	log.Info("slave starting", "master", m.master, "queue", m.queue, "concurrency", m.concurrency, "auto_extend", !m.noAutoExtend, "max_hold", m.maxHold, "tls", tlsCfg != nil)
+	log.Info("slave starting", "master", m.conn.Master, "queue", m.queue, "concurrency", m.concurrency, "auto_extend", !m.noAutoExtend, "max_hold", m.maxHold, "tls", opts.TLS != nil)
 	return w.Run(ctx)
 }
 

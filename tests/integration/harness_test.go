@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	build := exec.Command("go", "build", "-race", "-o", dir+"/",
-		"../../cmd/master", "../../cmd/slave", "../../examples/producer", "../../examples/worker")
+		"../../cmd/master", "../../cmd/slave", "../../cmd/distq", "../../examples/producer", "../../examples/worker")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the binaries:", err)
