@@ -96,6 +96,7 @@ func TestConcurrentCallsNeverRefused(t *testing.T) {
 	// 50,000 Joins at once from one client (the queue is empty, so each
 	// returns at once): gRPC signs each call before it waits for a free
 	// stream, and the master's handlers run in any order.
+	start := time.Now()
 	const joins = 50000
 	var refused atomic.Int64
 	var first atomic.Value
@@ -142,8 +143,17 @@ func TestConcurrentCallsNeverRefused(t *testing.T) {
 	if n := refused.Load(); n > 0 {
 		t.Fatalf("%d of %d Consume opens failed; first: %v", n, opens, first.Load())
 	}
-	if strings.Contains(m.output(), "refused") {
-		t.Fatalf("the master logged refusals of legitimate calls:\n%s", grepLines(m.output(), "refused"))
+	// A call that arrives within auth.ReplayHorizon of being signed is
+	// never refused. When both floods took longer than that (a machine
+	// busy enough), a call may have waited longer, and be refused as
+	// signed too long ago by design; its client sent it again (no call
+	// failed, above).
+	if took := time.Since(start); took < auth.ReplayHorizon {
+		if strings.Contains(m.output(), "refused") {
+			t.Fatalf("the master logged refusals of legitimate calls:\n%s", grepLines(m.output(), "refused"))
+		}
+	} else {
+		t.Logf("the floods took %v, more than the replay horizon (%v): calls that waited longer may be refused as stale and sent again; not checked", took.Round(time.Second), auth.ReplayHorizon)
 	}
 
 	// A captured call, resent, is refused as a replay: not as a wrong key.
