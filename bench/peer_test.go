@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -167,5 +169,47 @@ func TestRedisPeer(t *testing.T) {
 	peerClient(t, runRedisClient, []string{"-redis", addr, "-mode", "throughput", "-n", "500", "-batch", "100"}, &tp)
 	if tp.Tasks != 500 || tp.TasksPerS <= 0 || tp.Extra+tp.Missing != 0 {
 		t.Fatalf("throughput: %+v", tp)
+	}
+}
+
+func TestComparePeers(t *testing.T) {
+	lat := func(p50, p99 float64) Latencies { return Latencies{Count: 100, P50Ms: p50, P99Ms: p99} }
+	s := &Suite{log: io.Discard, rep: &Report{
+		ClosedLoop: []ClosedLoopRow{
+			{Key: keyDistq, System: "distq", Latencies: lat(0.4, 1.0)},
+			{Key: keyDistqFsync, System: "distq", Latencies: lat(2, 4)},
+			{Key: keyRedis, System: "Redis lists", Latencies: lat(0.2, 1.25)},
+			{Key: keyNATS, System: "NATS", Skipped: "not here"},
+		},
+		Throughput: []ThroughputRow{
+			{Scenario: scenarioProducer, Config: "K=2", Spread: Spread{Median: 500000}},
+			{Scenario: peerRedis, Config: "2 workers", Spread: Spread{Median: 25000}},
+		},
+	}}
+	s.comparePeers()
+	// distq vs Redis p50 and p99, and throughput vs Redis; nothing against
+	// the skipped NATS row.
+	if len(s.rep.Comparisons) != 3 {
+		t.Fatalf("comparisons: %+v", s.rep.Comparisons)
+	}
+	p50, p99, tp := s.rep.Comparisons[0], s.rep.Comparisons[1], s.rep.Comparisons[2]
+	if p50.Ratio != 2 || p50.Met == nil || *p50.Met {
+		t.Errorf("p50: %+v", p50)
+	}
+	if p99.Ratio != 0.8 || p99.Met == nil || !*p99.Met {
+		t.Errorf("p99: %+v", p99)
+	}
+	if tp.Figure != "throughput" || tp.Ratio != 20 || tp.Met != nil {
+		t.Errorf("throughput: %+v", tp)
+	}
+	if len(s.rep.Problems) != 1 || !strings.Contains(s.rep.Problems[0], "closed-loop p50") {
+		t.Errorf("problems: %q", s.rep.Problems)
+	}
+	var b bytes.Buffer
+	WriteTables(&b, s.rep)
+	for _, want := range []string{"LATENCY (closed loop", "skipped: not here", "NOT MET", "×20.0"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("tables lack %q:\n%s", want, b.String())
+		}
 	}
 }
