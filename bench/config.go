@@ -104,7 +104,7 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	restartSteps := fs.String("restart-steps", "", "comma-separated queued-item counts at which the restart scenario restarts its durable master (default 1000000,10000000, quick 1000000)")
 	fs.DurationVar(&c.PutLatencyDur, "put-latency-duration", 0, "length of each phase of the durable-latency scenario (default 5s, quick 2s)")
 	fs.IntVar(&c.ClosedN, "closed-n", 0, "trips of each closed-loop latency row, distq's and the peers' (default 20000, quick 2000)")
-	fs.IntVar(&c.PeerN, "peer-n", 0, "tasks per peer throughput run (default 100000, quick 10000)")
+	fs.IntVar(&c.PeerN, "peer-n", 0, "tasks per peer throughput run (default 30000, quick 5000)")
 	fs.StringVar(&c.RedisServer, "redis-server", "redis-server", "the redis-server binary of the Redis peer (its rows are skipped when it is not found)")
 	only := fs.String("only", "", "comma-separated scenarios to run: "+strings.Join(allScenarios, ","))
 	if err := fs.Parse(args); err != nil {
@@ -161,7 +161,7 @@ func (c *Config) defaults() {
 	pick(&c.ProducerN, 1000000, 100000)
 	pick(&c.PythonN, 20000, 5000)
 	pick(&c.ClosedN, 20000, 2000)
-	pick(&c.PeerN, 100000, 10000)
+	pick(&c.PeerN, 30000, 5000)
 	pick(&c.ManyConsumers, 1000, 200)
 	pick(&c.ManyN, c.DemoN, c.DemoN)
 	pick(&c.ManyRuns, c.Runs, 1)
