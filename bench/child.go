@@ -30,6 +30,13 @@ var subcommands = map[string]subcommand{
 	// The durable-latency scenario's.
 	"put-latency": runPutLatency,
 	"fdatasync":   runFdatasync,
+	// The closed-loop scenario's, and the peers' (issue 11).
+	"closed-loop":  runClosedLoop,
+	"redis-worker": runRedisWorker,
+	"redis-client": runRedisClient,
+	"nats-server":  runNATSServer,
+	"nats-worker":  runNATSWorker,
+	"nats-client":  runNATSClient,
 }
 
 // childFlags are the flags every subcommand takes.

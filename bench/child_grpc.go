@@ -76,12 +76,13 @@ func runGRPCPing(ctx context.Context, args []string, stdout io.Writer) error {
 	size := fs.Int("size", 16, "message size in bytes, each way")
 	rate := fs.Float64("rate", 0, "round trips per second on one connection; 0: back to back on every connection")
 	duration := fs.Duration("duration", 5*time.Second, "how long to measure")
+	closed := fs.Int("n", 0, "closed loop: this many round trips back to back on one connection, each timed (prints latencies; instead of -rate)")
 	startAt := fs.Int64("start-at", 0, "Unix time in `ms` to start measuring at, once connected (0: at once), so that processes started one after the other measure together")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *server == "" || *conns < 1 || *size < 0 || *rate < 0 || *duration <= 0 || (*rate > 0 && *conns != 1) {
-		return errors.New("want -server, -conns ≥ 1 (1 with -rate), -size ≥ 0, -rate ≥ 0 and a positive -duration")
+	if *server == "" || *conns < 1 || *size < 0 || *rate < 0 || *duration <= 0 || ((*rate > 0 || *closed > 0) && *conns != 1) || *closed < 0 || (*closed > 0 && *rate > 0) {
+		return errors.New("want -server, -conns ≥ 1 (1 with -rate or -n), -size ≥ 0, -rate ≥ 0 or -n ≥ 0 (not both) and a positive -duration")
 	}
 	ctx, cancel := context.WithTimeout(ctx, *duration+5*time.Minute)
 	defer cancel()
@@ -115,6 +116,15 @@ func runGRPCPing(ctx context.Context, args []string, stdout io.Writer) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	if *closed > 0 {
+		res, err := closedLoop(ctx, *closed, 100, func() error {
+			return benchmark.DoStreamingRoundTrip(streams[0], *size, *size)
+		})
+		if err != nil {
+			return err
+		}
+		return writeJSON(stdout, res)
 	}
 	if *rate > 0 {
 		samples, elapsed, err := paced(ctx, *rate, *duration, func() error {

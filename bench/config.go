@@ -24,10 +24,13 @@ const (
 	scenarioRestart        = "restart"
 	// Metrics on against off (issue 10 §7).
 	scenarioMetrics = "metrics"
+	// One task in flight, and the peers in the same run (issue 11 §1).
+	scenarioClosedLoop = "closed-loop"
+	scenarioPeers      = "peers"
 )
 
 var allScenarios = []string{scenarioDemo, scenarioPython, scenarioProducer, scenarioDurable, scenarioLatency,
-	scenarioDurableLatency, scenarioMetrics, scenarioMemory, scenarioRestart, scenarioMany}
+	scenarioClosedLoop, scenarioPeers, scenarioDurableLatency, scenarioMetrics, scenarioMemory, scenarioRestart, scenarioMany}
 
 // Config is the suite's command line. Zero sizes take the defaults of the
 // full or the -quick run.
@@ -57,6 +60,9 @@ type Config struct {
 	FloorDuration   time.Duration
 	RestartSteps    []int
 	PutLatencyDur   time.Duration
+	ClosedN         int    // closed-loop trips per row
+	PeerN           int    // tasks per peer throughput run
+	RedisServer     string // the redis-server binary
 
 	Only map[string]bool // nil: every scenario
 }
@@ -97,6 +103,9 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&c.FloorDuration, "floor-duration", 0, "length of each many-slaves grpc-go floor measurement (default 5s, quick 2s)")
 	restartSteps := fs.String("restart-steps", "", "comma-separated queued-item counts at which the restart scenario restarts its durable master (default 1000000,10000000, quick 1000000)")
 	fs.DurationVar(&c.PutLatencyDur, "put-latency-duration", 0, "length of each phase of the durable-latency scenario (default 5s, quick 2s)")
+	fs.IntVar(&c.ClosedN, "closed-n", 0, "trips of each closed-loop latency row, distq's and the peers' (default 20000, quick 2000)")
+	fs.IntVar(&c.PeerN, "peer-n", 0, "tasks per peer throughput run (default 30000, quick 5000)")
+	fs.StringVar(&c.RedisServer, "redis-server", "redis-server", "the redis-server binary of the Redis peer (its rows are skipped when it is not found)")
 	only := fs.String("only", "", "comma-separated scenarios to run: "+strings.Join(allScenarios, ","))
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -128,6 +137,9 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 			c.Only[s] = true
 		}
 	}
+	if c.ClosedN < 0 || c.PeerN < 0 {
+		return c, errors.New("-closed-n and -peer-n must be at least 0 (0: the default)")
+	}
 	if c.Prefetch < 0 || c.Runs < 1 || c.ManyProcs < 1 || c.LowRate <= 0 || c.FloorDuration < 0 || c.PutLatencyDur < 0 {
 		return c, errors.New("-runs, -many-procs and -latency-rate must be positive, -prefetch, -floor-duration and -put-latency-duration at least 0")
 	}
@@ -148,6 +160,8 @@ func (c *Config) defaults() {
 	pick(&c.DemoN, 2000000, 100000)
 	pick(&c.ProducerN, 1000000, 100000)
 	pick(&c.PythonN, 20000, 5000)
+	pick(&c.ClosedN, 20000, 2000)
+	pick(&c.PeerN, 30000, 5000)
 	pick(&c.ManyConsumers, 1000, 200)
 	pick(&c.ManyN, c.DemoN, c.DemoN)
 	pick(&c.ManyRuns, c.Runs, 1)
@@ -241,5 +255,7 @@ func (c *Config) settings() Settings {
 		FloorSeconds:      c.FloorDuration.Seconds(),
 		RestartSteps:      c.RestartSteps,
 		PutLatencySeconds: c.PutLatencyDur.Seconds(),
+		ClosedLoopTrips:   c.ClosedN,
+		PeerTasks:         c.PeerN,
 	}
 }

@@ -26,6 +26,11 @@ type Report struct {
 	// through masters with and without -data-dir, and the disk's own
 	// fdatasync.
 	PutLatency []LatencyRow `json:"put_latency,omitempty"`
+	// ClosedLoop is one task in flight at a time (put → its result), for
+	// distq and its peers in the same run; Comparisons are distq's figures
+	// against the peers' (issue 11).
+	ClosedLoop  []ClosedLoopRow  `json:"closed_loop,omitempty"`
+	Comparisons []PeerComparison `json:"peer_comparisons,omitempty"`
 
 	// Problems are things that went wrong without spoiling a figure (a
 	// slave that did not exit by itself, a goal missed).
@@ -53,6 +58,8 @@ type Settings struct {
 	FloorSeconds      float64 `json:"floor_seconds"`
 	RestartSteps      []int   `json:"restart_steps"`
 	PutLatencySeconds float64 `json:"put_latency_seconds"`
+	ClosedLoopTrips   int     `json:"closed_loop_trips"`
+	PeerTasks         int     `json:"peer_tasks"`
 }
 
 // ThroughputRow is one scenario/configuration measured over several runs.

@@ -54,6 +54,7 @@ type Latencies struct {
 	Count  int     `json:"count"`
 	MeanMs float64 `json:"mean_ms"`
 	P50Ms  float64 `json:"p50_ms"`
+	P90Ms  float64 `json:"p90_ms"`
 	P99Ms  float64 `json:"p99_ms"`
 	P999Ms float64 `json:"p999_ms"`
 	MaxMs  float64 `json:"max_ms"`
@@ -75,6 +76,7 @@ func SummarizeLatencies(samples []time.Duration) Latencies {
 		Count:  len(ms),
 		MeanMs: sum / float64(len(ms)),
 		P50Ms:  Percentile(ms, 50),
+		P90Ms:  Percentile(ms, 90),
 		P99Ms:  Percentile(ms, 99),
 		P999Ms: Percentile(ms, 99.9),
 		MaxMs:  ms[len(ms)-1],

@@ -60,7 +60,7 @@ func TestSummarizeLatencies(t *testing.T) {
 		samples = append(samples, time.Duration(i)*time.Millisecond)
 	}
 	got := SummarizeLatencies(samples)
-	want := Latencies{Count: 1000, MeanMs: 500.5, P50Ms: 500, P99Ms: 990, P999Ms: 999, MaxMs: 1000}
+	want := Latencies{Count: 1000, MeanMs: 500.5, P50Ms: 500, P90Ms: 900, P99Ms: 990, P999Ms: 999, MaxMs: 1000}
 	if got != want {
 		t.Errorf("SummarizeLatencies = %+v, want %+v", got, want)
 	}

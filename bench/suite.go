@@ -84,6 +84,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) int {
 	s.rep.WallSeconds = time.Since(start).Seconds()
 	s.rep.Machine.LoadEnd = loadAvg()
 	s.rep.fillRatios()
+	s.comparePeers()
 	if runErr != nil {
 		s.rep.Failure = runErr.Error()
 	}
@@ -124,6 +125,8 @@ func (s *Suite) runAll(ctx context.Context) error {
 		{scenarioProducer, s.producer},
 		{scenarioDurable, s.durable},
 		{scenarioLatency, s.latency},
+		{scenarioClosedLoop, s.closedLoop},
+		{scenarioPeers, s.peers},
 		{scenarioDurableLatency, s.durableLatency},
 		{scenarioMetrics, s.metrics},
 		{scenarioMemory, s.memory},

@@ -108,6 +108,8 @@ func WriteTables(w io.Writer, r *Report) {
 		t.Render(w)
 	}
 
+	writeClosedLoop(w, r)
+
 	if len(r.Memory) > 0 {
 		fmt.Fprintf(w, "\nMEMORY (master RSS, %d-byte payloads in tasks, no slaves)\n", memoryPayload)
 		t := &Table{
@@ -310,4 +312,51 @@ func orDash(s string) string {
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
+}
+
+// writeClosedLoop prints the closed-loop rows, distq's and the peers', and
+// distq's figures against the peers'.
+func writeClosedLoop(w io.Writer, r *Report) {
+	if len(r.ClosedLoop) > 0 {
+		fmt.Fprintln(w, "\nLATENCY (closed loop: one task in flight, put → its result; 2 slaves or 2 workers)")
+		t := &Table{
+			Header: []string{"system", "config", "trips", "trips/s", "p50", "p90", "p99", "p99.9", "max", "notes"},
+			Right:  map[int]bool{2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true},
+		}
+		for _, c := range r.ClosedLoop {
+			if c.Skipped != "" {
+				t.Rows = append(t.Rows, []string{c.System, c.Config, "-", "-", "-", "-", "-", "-", "-", "skipped: " + c.Skipped})
+				continue
+			}
+			t.Rows = append(t.Rows, []string{c.System, c.Config, fmtCount(c.Count), fmtRate(c.TripsPerS),
+				fmtMs(c.P50Ms), fmtMs(c.P90Ms), fmtMs(c.P99Ms), fmtMs(c.P999Ms), fmtMs(c.MaxMs), c.Notes})
+		}
+		t.Render(w)
+	}
+	if len(r.Comparisons) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nDISTQ vs PEERS (same run; latency ratio: distq ÷ peer, lower is better; throughput ratio: distq ÷ peer, higher is better)")
+	t := &Table{
+		Header: []string{"figure", "distq", "peer", "distq's", "peer's", "ratio", "goal", "verdict"},
+		Right:  map[int]bool{3: true, 4: true, 5: true},
+	}
+	for _, c := range r.Comparisons {
+		dv, pv := fmtMs(c.DistqV), fmtMs(c.PeerV)
+		if c.Figure == "throughput" {
+			dv, pv = fmtRate(c.DistqV)+"/s", fmtRate(c.PeerV)+"/s"
+		}
+		goal, verdict := "-", "-"
+		if c.Goal > 0 {
+			goal = "≤ " + fmtRatio(c.Goal)
+		}
+		if c.Met != nil {
+			verdict = "met"
+			if !*c.Met {
+				verdict = "NOT MET"
+			}
+		}
+		t.Rows = append(t.Rows, []string{c.Figure, c.Distq, c.Peer, dv, pv, fmtRatio(c.Ratio), goal, verdict})
+	}
+	t.Render(w)
 }

@@ -1,0 +1,151 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc"
+)
+
+// closedSlaves is the slave count of the closed-loop rows, as in the
+// latency scenario's.
+const closedSlaves = 2
+
+// The keys of the closed-loop rows that the comparisons name.
+const (
+	keyGRPC        = "grpc-go"
+	keyDistq       = "distq"
+	keyDistqFsync  = "distq-fsync-always"
+	keyRedis       = "redis"
+	keyNATS        = "nats-jetstream"
+	keyNATSSyncAll = "nats-jetstream-sync-always"
+)
+
+// ClosedLoopRow is one system's closed-loop latency: one task in flight at
+// a time, from the start of its put to its result in the producer's hands.
+type ClosedLoopRow struct {
+	Key    string `json:"key"`
+	System string `json:"system"`
+	Config string `json:"config"`
+	// Skipped says why the row was not measured (a peer not installed).
+	Skipped   string  `json:"skipped,omitempty"`
+	TripsPerS float64 `json:"trips_per_s,omitempty"`
+	Seconds   float64 `json:"seconds,omitempty"`
+	Latencies
+	Notes string `json:"notes,omitempty"`
+}
+
+// closedLoop measures distq with one task in flight: the floor of one bare
+// grpc-go round trip (its benchmark service) back to back, then a master
+// with two slaves and the closed-loop child in memory, then the same with
+// -data-dir -fsync always (on a fresh data dir once its first segments are
+// prepared).
+func (s *Suite) closedLoop(ctx context.Context) error {
+	n := s.cfg.ClosedN
+	echo, echoAddr, err := s.env.StartEcho(ctx)
+	if err != nil {
+		return err
+	}
+	p, err := s.env.StartPing("grpc-ping", echoAddr, "-n", strconv.Itoa(n), "-size", "16")
+	if err == nil {
+		err = s.closedChild(ctx, p, ClosedLoopRow{Key: keyGRPC, System: "grpc-go " + grpc.Version, Config: "floor: 1 round trip, no queue",
+			Notes: "grpc-go's benchmark service, 16 bytes each way on a kept stream; a task crosses the network 4 times"})
+	}
+	if err != nil {
+		echo.Kill()
+		return fmt.Errorf("grpc floor: %w", err)
+	}
+	if err := StopAll(ctx, 15*time.Second, echo); err != nil {
+		return err
+	}
+	for _, m := range durableModes[:2] {
+		row := ClosedLoopRow{Key: keyDistq, System: "distq", Config: "in memory",
+			Notes: "master + 2 slaves; Put, then Queue(\"results\").GetTimeout, one connection"}
+		if m.flags != nil {
+			row.Key, row.Config = keyDistqFsync, "-data-dir -fsync always"
+		}
+		if err := s.closedDistq(ctx, m, n, row); err != nil {
+			return fmt.Errorf("distq %s: %w", row.Config, err)
+		}
+	}
+	return nil
+}
+
+// closedDistq runs one distq row on a fresh master in mode m.
+func (s *Suite) closedDistq(ctx context.Context, m durableMode, n int, row ClosedLoopRow) error {
+	flags := []string{"-log-level", "warn"}
+	dir := ""
+	if m.flags != nil {
+		var err error
+		if dir, err = s.env.DataDir(scenarioClosedLoop); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		flags = append(append(flags, "-data-dir", dir), m.flags...)
+	}
+	master, addr, err := s.env.StartMaster(ctx, flags...)
+	if err != nil {
+		return err
+	}
+	if dir != "" {
+		if err := waitSettled(ctx, dir, 30*time.Second); err != nil {
+			master.Kill()
+			return err
+		}
+	}
+	slaves, err := s.env.StartSlaves(addr, closedSlaves)
+	if err != nil {
+		master.Kill()
+		return err
+	}
+	p, err := s.env.StartChild("closed-loop", "closed-loop", addr, "-n", strconv.Itoa(n), "-slaves", strconv.Itoa(closedSlaves))
+	if err == nil {
+		err = s.closedChild(ctx, p, row)
+	}
+	if err != nil {
+		s.env.Procs.KillAll()
+		return err
+	}
+	if err := StopAll(ctx, 15*time.Second, slaves...); err != nil {
+		return err
+	}
+	return StopAll(ctx, 30*time.Second, master)
+}
+
+// closedChild waits for a closed-loop child (distq's or a peer's) and adds
+// its row.
+func (s *Suite) closedChild(ctx context.Context, p *Proc, row ClosedLoopRow) error {
+	if err := p.Wait(ctx, 2*time.Minute+time.Duration(s.cfg.ClosedN/100)*time.Second); err != nil {
+		return err
+	}
+	var res LatencyResult
+	if err := lastJSON(p.Stdout(), &res); err != nil {
+		return p.failure(err)
+	}
+	row.TripsPerS, row.Seconds, row.Latencies = res.AchievedRate, res.Seconds, res.Latencies
+	s.addClosed(row)
+	return nil
+}
+
+func (s *Suite) addClosed(row ClosedLoopRow) {
+	if row.Skipped != "" {
+		s.logf("   closed loop %s (%s): skipped: %s", row.System, row.Config, row.Skipped)
+	} else {
+		s.logf("   closed loop %s (%s): p50 %s p90 %s p99 %s p99.9 %s over %s trips (%s/s)", row.System, row.Config,
+			fmtMs(row.P50Ms), fmtMs(row.P90Ms), fmtMs(row.P99Ms), fmtMs(row.P999Ms), fmtCount(row.Count), fmtRate(row.TripsPerS))
+	}
+	s.rep.ClosedLoop = append(s.rep.ClosedLoop, row)
+}
+
+// closedRow returns the measured closed-loop row with key.
+func (r *Report) closedRow(key string) (ClosedLoopRow, bool) {
+	for _, c := range r.ClosedLoop {
+		if c.Key == key && c.Skipped == "" && c.Count > 0 {
+			return c, true
+		}
+	}
+	return ClosedLoopRow{}, false
+}
