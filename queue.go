@@ -223,11 +223,7 @@ func (q *Queue) getMany(ctx context.Context, max int, nowait bool, timeout time.
 	}
 	req := &pb.GetRequest{Queue: q.name, MaxItems: uint32(max), Nowait: nowait, TimeoutMs: durationMs(timeout), AutoAck: autoAck, Packed: true}
 	for {
-		var resp *pb.GetResponse
-		err := q.c.call(ctx, func(ctx context.Context) (err error) {
-			resp, err = q.c.qs.Get(ctx, req)
-			return err
-		})
+		resp, err := q.getOnce(ctx, req)
 		if err != nil {
 			return nil, err
 		}
