@@ -179,6 +179,10 @@ var ErrLeaseLost = errors.New("distq: lease no longer held")
 // Get removes and returns one item, waiting for one until ctx ends
 // (queue.Queue.get). It returns ErrClosed once the queue is closed and
 // drained. The returned Task is already settled.
+//
+// Get, GetTimeout, GetNowait, GetMany and Lease travel on one GetStream per
+// queue that the Client keeps open (see get_stream.go); each is served as a
+// unary Get would be, and nothing is taken ahead of a call.
 func (q *Queue) Get(ctx context.Context) (*Task, error) {
 	return q.get(ctx, false, 0, true)
 }
