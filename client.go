@@ -60,6 +60,8 @@ type Client struct {
 	transports *transportCounter
 	putMu      sync.Mutex
 	puts       map[string]*putStream // by queue name
+	getMu      sync.Mutex
+	gets       map[string]*getStream // by queue name
 
 	producer   [16]byte    // PutRequest.producer_id, drawn at construction
 	noPutRetry bool        // Options.NoPutRetry
@@ -176,6 +178,7 @@ func (c *Client) Addr() string { return c.addr }
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() { close(c.closing) })
 	c.closePuts()
+	c.closeGets()
 	err := c.conn.Close()
 	if err != nil && !isClosing(err) {
 		return err

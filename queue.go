@@ -179,6 +179,10 @@ var ErrLeaseLost = errors.New("distq: lease no longer held")
 // Get removes and returns one item, waiting for one until ctx ends
 // (queue.Queue.get). It returns ErrClosed once the queue is closed and
 // drained. The returned Task is already settled.
+//
+// Get, GetTimeout, GetNowait, GetMany and Lease travel on one GetStream per
+// queue that the Client keeps open (see get_stream.go); each is served as a
+// unary Get would be, and nothing is taken ahead of a call.
 func (q *Queue) Get(ctx context.Context) (*Task, error) {
 	return q.get(ctx, false, 0, true)
 }
@@ -223,11 +227,7 @@ func (q *Queue) getMany(ctx context.Context, max int, nowait bool, timeout time.
 	}
 	req := &pb.GetRequest{Queue: q.name, MaxItems: uint32(max), Nowait: nowait, TimeoutMs: durationMs(timeout), AutoAck: autoAck, Packed: true}
 	for {
-		var resp *pb.GetResponse
-		err := q.c.call(ctx, func(ctx context.Context) (err error) {
-			resp, err = q.c.qs.Get(ctx, req)
-			return err
-		})
+		resp, err := q.getOnce(ctx, req)
 		if err != nil {
 			return nil, err
 		}

@@ -12,7 +12,9 @@ import (
 // runClosedLoop is one task in flight at a time, as a web request that
 // offloads one task and waits for it: Put one task into "tasks", read its
 // result with Queue("results").Get, check it, then the next. Both on one
-// client (one connection), as a user's program would. Each trip is timed
+// client (one connection), as a user's program would; the client keeps a
+// Put stream for tasks and a GetStream for results, so a trip opens no
+// call of its own. Each trip is timed
 // from the start of the Put to the return of the Get.
 func runClosedLoop(ctx context.Context, args []string, stdout io.Writer) error {
 	var cf childFlags

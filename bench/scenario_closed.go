@@ -63,7 +63,7 @@ func (s *Suite) closedLoop(ctx context.Context) error {
 	}
 	for _, m := range durableModes[:2] {
 		row := ClosedLoopRow{Key: keyDistq, System: "distq", Config: "in memory",
-			Notes: "master + 2 slaves; Put, then Queue(\"results\").GetTimeout, one connection"}
+			Notes: "master + 2 slaves; Put, then Queue(\"results\").GetTimeout (kept streams), one connection"}
 		if m.flags != nil {
 			row.Key, row.Config = keyDistqFsync, "-data-dir -fsync always"
 		}

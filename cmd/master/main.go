@@ -178,7 +178,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&m.authTimeout, "auth-timeout", server.DefaultAuthTimeout, "close a connection that has not authenticated within this time")
 	fs.IntVar(&m.maxConns, "max-conns", server.DefaultMaxConns, "most connections open at once (lowered to fit the open-file limit); past it a new connection is refused")
 	fs.IntVar(&m.maxUnauthConns, "max-unauth-conns", server.DefaultMaxUnauthConns, "most connections not yet authenticated; past it the oldest of them is closed to make room")
-	fs.IntVar(&m.maxStreams, "max-streams", server.DefaultMaxStreams, "most Consume and Put streams open at once per connection and per session")
+	fs.IntVar(&m.maxStreams, "max-streams", server.DefaultMaxStreams, "most Consume, Put and GetStream streams open at once per connection and per session")
 	fs.IntVar(&m.maxWaits, "max-waits", server.DefaultMaxWaits, "most calls waiting at once (Get for items, Join, Put for room) per connection and per session")
 	fs.DurationVar(&m.refusalLogEvery, "refusal-log-interval", ratelog.DefaultInterval, "log the first few refusals of each interval this long one by one, and the rest as one summary line at its end")
 	fs.IntVar(&m.maxSessions, "max-sessions", auth.DefaultMaxSessions, "most sessions (logins) held at once; past it the least recently used one without an open stream is forgotten")

@@ -38,8 +38,9 @@ type fakeStream[Req, Res any] struct {
 }
 
 var (
-	_ pb.QueueService_PutServer     = (*fakeStream[pb.PutRequest, pb.PutResponse])(nil)
-	_ pb.QueueService_ConsumeServer = (*fakeStream[pb.ConsumeRequest, pb.ConsumeResponse])(nil)
+	_ pb.QueueService_PutServer       = (*fakeStream[pb.PutRequest, pb.PutResponse])(nil)
+	_ pb.QueueService_ConsumeServer   = (*fakeStream[pb.ConsumeRequest, pb.ConsumeResponse])(nil)
+	_ pb.QueueService_GetStreamServer = (*fakeStream[pb.GetStreamRequest, pb.GetStreamResponse])(nil)
 )
 
 func (f *fakeStream[Req, Res]) Context() context.Context { return f.ctx }
@@ -264,6 +265,54 @@ func FuzzConsumeRequest(f *testing.F) {
 			}
 			if st.Name != "tasks" && st.Leased != 0 {
 				t.Fatalf("%s: %d leased after the stream ended", st.Name, st.Leased)
+			}
+		}
+		checkConservation(t, b)
+	})
+}
+
+// FuzzGetStreamRequest runs a GetStream of two requests. Every request is
+// answered in order until the first error, with no more items than it asked
+// for; nothing stays leased to the stream beyond what non-auto-ack Gets
+// took, and every item is accounted for.
+func FuzzGetStreamRequest(f *testing.F) {
+	get := func(g *pb.GetRequest) *pb.GetStreamRequest { return &pb.GetStreamRequest{Get: g} }
+	seeds := [][2]proto.Message{
+		{get(&pb.GetRequest{Queue: "tasks", MaxItems: 2, AutoAck: true, Packed: true}), get(&pb.GetRequest{AutoAck: true, Nowait: true})},
+		{get(&pb.GetRequest{Queue: "tasks", MaxItems: 10000, Nowait: true}), get(&pb.GetRequest{Queue: "tasks", TimeoutMs: 1, AutoAck: true})},
+		{get(&pb.GetRequest{Queue: "tasks", MaxItems: 10001}), get(&pb.GetRequest{})},
+		{get(&pb.GetRequest{Queue: "results", AutoAck: true}), get(&pb.GetRequest{Queue: "tasks"})},
+		{get(&pb.GetRequest{Queue: "tasks.dead", AutoAck: true, Nowait: true}), get(&pb.GetRequest{Queue: "tasks.dead", MaxItems: 4294967295})},
+		{get(&pb.GetRequest{Queue: "nope"}), get(&pb.GetRequest{})},
+		{&pb.GetStreamRequest{}, &pb.GetStreamRequest{}},
+	}
+	for _, s := range seeds {
+		b := marshalSeed(f, s[0], s[1])
+		f.Add(b[0], b[1])
+	}
+	f.Fuzz(func(t *testing.T, first, second []byte) {
+		var reqs []*pb.GetStreamRequest
+		for _, raw := range [][]byte{first, second} {
+			req := &pb.GetStreamRequest{}
+			if err := proto.Unmarshal(raw, req); err != nil {
+				t.Skip()
+			}
+			reqs = append(reqs, req)
+		}
+		s, b := fuzzBroker(t)
+		// A cancelled context: a request that would wait ends the stream.
+		stream := &fakeStream[pb.GetStreamRequest, pb.GetStreamResponse]{ctx: cancelled(), reqs: reqs}
+		err := s.GetStream(stream)
+		checkStatus(t, "GetStream", err)
+		resps := stream.responses()
+		if len(resps) > len(reqs) {
+			t.Fatalf("%d answers to %d requests", len(resps), len(reqs))
+		}
+		for i, r := range resps {
+			asked := max(int(reqs[i].GetGet().GetMaxItems()), 1)
+			got := len(r.GetGet().GetDeliveries()) + len(r.GetGet().GetBatch().GetIds())
+			if got > asked {
+				t.Fatalf("answer %d: %d items for a Get of %d", i, got, asked)
 			}
 		}
 		checkConservation(t, b)

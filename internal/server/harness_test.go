@@ -42,6 +42,7 @@ type masterConfig struct {
 	RetryMax       time.Duration
 	Clock          *clock.Manual // set: no scan loop; call ExpireLeases, PromoteDelayed
 	MaxMessageSize int
+	Journal        queue.Journal // set: a durable broker logging to it
 }
 
 // master is an in-process master: broker, auth server and gRPC server on a
@@ -62,7 +63,7 @@ func startMaster(t testing.TB, mc masterConfig) *master {
 	t.Helper()
 	log := testLogger(t)
 	qcfg := queue.Config{Queues: mc.Queues, LeaseTime: mc.LeaseTime, MaxAttempts: mc.MaxAttempts,
-		RetryMin: mc.RetryMin, RetryMax: mc.RetryMax, Logger: log.Named("broker")}
+		RetryMin: mc.RetryMin, RetryMax: mc.RetryMax, Logger: log.Named("broker"), Journal: mc.Journal}
 	if mc.Clock != nil {
 		qcfg.Clock = mc.Clock
 		qcfg.ManualScan = true

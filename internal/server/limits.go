@@ -26,7 +26,7 @@ import (
 type callKind int
 
 const (
-	// kindStream is an open Consume or Put stream.
+	// kindStream is an open Consume, Put or GetStream stream.
 	kindStream callKind = iota
 	// kindWait is a call blocked waiting: a Get for items, a Join for the
 	// queue to finish, a Put batch for room in a full queue.
@@ -114,7 +114,7 @@ func (l *limiter) take(sid string, tc *trackedConn, k callKind) (release func(),
 	}, nil
 }
 
-// streamInterceptor bounds the open Consume and Put streams. It runs after
+// streamInterceptor bounds the open Consume, Put and GetStream streams. It runs after
 // the auth service's interceptors, so the session is known.
 func (l *limiter) streamInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {

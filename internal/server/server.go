@@ -78,7 +78,7 @@ type Config struct {
 	// DefaultMaxConns, DefaultMaxUnauthConns, DefaultAuthTimeout.
 	MaxConns, MaxUnauthConns int
 	AuthTimeout              time.Duration
-	// MaxStreams bounds the open Consume and Put streams, and MaxWaits the
+	// MaxStreams bounds the open Consume, Put and GetStream streams, and MaxWaits the
 	// calls waiting (for items, room or a join), per connection and per
 	// session. Defaults DefaultMaxStreams and DefaultMaxWaits.
 	MaxStreams, MaxWaits int

@@ -264,6 +264,44 @@ func (s *queueService) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetResp
 	if err != nil {
 		return nil, err
 	}
+	return s.get(ctx, q, req)
+}
+
+// GetStream serves Gets one after another on one stream; see the proto for
+// the contract. Each is served by get, as a unary Get is, and answered
+// before the next request is read.
+func (s *queueService) GetStream(stream pb.QueueService_GetStreamServer) error {
+	ctx := stream.Context()
+	var q *queue.Queue
+	for {
+		req, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		g := req.GetGet()
+		switch {
+		case q == nil:
+			if q, err = s.lookup(g.GetQueue()); err != nil {
+				return err
+			}
+		case g.GetQueue() != "" && g.GetQueue() != q.Name():
+			return invalid("distq: a GetStream stream reads one queue (%q), not %q", q.Name(), g.GetQueue())
+		}
+		resp, err := s.get(ctx, q, g)
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(&pb.GetStreamResponse{Get: resp}); err != nil {
+			return err
+		}
+	}
+}
+
+// get serves one Get of q, unary or on a GetStream.
+func (s *queueService) get(ctx context.Context, q *queue.Queue, req *pb.GetRequest) (*pb.GetResponse, error) {
 	maxItems := int(req.GetMaxItems())
 	if maxItems > maxGetItems {
 		return nil, invalid("distq: max_items %d above the limit of %d", maxItems, maxGetItems)

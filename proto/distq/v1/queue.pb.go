@@ -1292,6 +1292,98 @@ func (x *GetResponse) GetIncarnation() uint64 {
 	return 0
 }
 
+// GetStreamRequest is one Get on a GetStream stream.
+type GetStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required in the first request; later ones leave get.queue empty or
+	// name the same queue.
+	Get           *GetRequest `protobuf:"bytes,1,opt,name=get,proto3" json:"get,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStreamRequest) Reset() {
+	*x = GetStreamRequest{}
+	mi := &file_distq_v1_queue_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStreamRequest) ProtoMessage() {}
+
+func (x *GetStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_distq_v1_queue_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStreamRequest.ProtoReflect.Descriptor instead.
+func (*GetStreamRequest) Descriptor() ([]byte, []int) {
+	return file_distq_v1_queue_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetStreamRequest) GetGet() *GetRequest {
+	if x != nil {
+		return x.Get
+	}
+	return nil
+}
+
+// GetStreamResponse answers one GetStreamRequest, in order.
+type GetStreamResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Get           *GetResponse           `protobuf:"bytes,1,opt,name=get,proto3" json:"get,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStreamResponse) Reset() {
+	*x = GetStreamResponse{}
+	mi := &file_distq_v1_queue_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStreamResponse) ProtoMessage() {}
+
+func (x *GetStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_distq_v1_queue_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStreamResponse.ProtoReflect.Descriptor instead.
+func (*GetStreamResponse) Descriptor() ([]byte, []int) {
+	return file_distq_v1_queue_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GetStreamResponse) GetGet() *GetResponse {
+	if x != nil {
+		return x.Get
+	}
+	return nil
+}
+
 type AckRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Queue string                 `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
@@ -1309,7 +1401,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_distq_v1_queue_proto_msgTypes[15]
+	mi := &file_distq_v1_queue_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1413,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_distq_v1_queue_proto_msgTypes[15]
+	mi := &file_distq_v1_queue_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +1426,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_distq_v1_queue_proto_rawDescGZIP(), []int{15}
+	return file_distq_v1_queue_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AckRequest) GetQueue() string {
@@ -1367,7 +1459,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_distq_v1_queue_proto_msgTypes[16]
+	mi := &file_distq_v1_queue_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1379,7 +1471,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_distq_v1_queue_proto_msgTypes[16]
+	mi := &file_distq_v1_queue_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1392,7 +1484,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_distq_v1_queue_proto_rawDescGZIP(), []int{16}
+	return file_distq_v1_queue_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AckResponse) GetRefused() []*Refused {
@@ -1414,7 +1506,7 @@ type NackRequest struct {
 
 func (x *NackRequest) Reset() {
 	*x = NackRequest{}
-	mi := &file_distq_v1_queue_proto_msgTypes[17]
+	mi := &file_distq_v1_queue_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1426,7 +1518,7 @@ func (x *NackRequest) String() string {
 func (*NackRequest) ProtoMessage() {}
 
 func (x *NackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_distq_v1_queue_proto_msgTypes[17]
+	mi := &file_distq_v1_queue_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1439,7 +1531,7 @@ func (x *NackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NackRequest.ProtoReflect.Descriptor instead.
 func (*NackRequest) Descriptor() ([]byte, []int) {
-	return file_distq_v1_queue_proto_rawDescGZIP(), []int{17}
+	return file_distq_v1_queue_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *NackRequest) GetQueue() string {
@@ -1472,7 +1564,7 @@ type NackResponse struct {
 
 func (x *NackResponse) Reset() {
 	*x = NackResponse{}
-	mi := &file_distq_v1_queue_proto_msgTypes[18]
+	mi := &file_distq_v1_queue_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1484,7 +1576,7 @@ func (x *NackResponse) String() string {
 func (*NackResponse) ProtoMessage() {}
 
 func (x *NackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_distq_v1_queue_proto_msgTypes[18]
+	mi := &file_distq_v1_queue_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1497,7 +1589,7 @@ func (x *NackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NackResponse.ProtoReflect.Descriptor instead.
 func (*NackResponse) Descriptor() ([]byte, []int) {
-	return file_distq_v1_queue_proto_rawDescGZIP(), []int{18}
+	return file_distq_v1_queue_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *NackResponse) GetRefused() []*Refused {
@@ -1519,7 +1611,7 @@ type ExtendRequest struct {
 
 func (x *ExtendRequest) Reset() {
 	*x = ExtendRequest{}
-	mi := &file_distq_v1_queue_proto_msgTypes[19]
+	mi := &file_distq_v1_queue_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1531,7 +1623,7 @@ func (x *ExtendRequest) String() string {
 func (*ExtendRequest) ProtoMessage() {}
 
 func (x *ExtendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_distq_v1_queue_proto_msgTypes[19]
+	mi := &file_distq_v1_queue_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1544,7 +1636,7 @@ func (x *ExtendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtendRequest.ProtoReflect.Descriptor instead.
 func (*ExtendRequest) Descriptor() ([]byte, []int) {
-	return file_distq_v1_queue_proto_rawDescGZIP(), []int{19}
+	return file_distq_v1_queue_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ExtendRequest) GetQueue() string {
@@ -1577,7 +1669,7 @@ type ExtendResponse struct {
 
 func (x *ExtendResponse) Reset() {
 	*x = ExtendResponse{}
-	mi := &file_distq_v1_queue_proto_msgTypes[20]
+	mi := &file_distq_v1_queue_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1589,7 +1681,7 @@ func (x *ExtendResponse) String() string {
 func (*ExtendResponse) ProtoMessage() {}
 
 func (x *ExtendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_distq_v1_queue_proto_msgTypes[20]
+	mi := &file_distq_v1_queue_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1602,7 +1694,7 @@ func (x *ExtendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtendResponse.ProtoReflect.Descriptor instead.
 func (*ExtendResponse) Descriptor() ([]byte, []int) {
-	return file_distq_v1_queue_proto_rawDescGZIP(), []int{20}
+	return file_distq_v1_queue_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ExtendResponse) GetRefused() []*Refused {
@@ -1622,7 +1714,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_distq_v1_queue_proto_msgTypes[21]
+	mi := &file_distq_v1_queue_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1726,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_distq_v1_queue_proto_msgTypes[21]
+	mi := &file_distq_v1_queue_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1739,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_distq_v1_queue_proto_rawDescGZIP(), []int{21}
+	return file_distq_v1_queue_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StatsRequest) GetQueue() string {
@@ -1697,7 +1789,7 @@ type QueueStats struct {
 
 func (x *QueueStats) Reset() {
 	*x = QueueStats{}
-	mi := &file_distq_v1_queue_proto_msgTypes[22]
+	mi := &file_distq_v1_queue_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1709,7 +1801,7 @@ func (x *QueueStats) String() string {
 func (*QueueStats) ProtoMessage() {}
 
 func (x *QueueStats) ProtoReflect() protoreflect.Message {
-	mi := &file_distq_v1_queue_proto_msgTypes[22]
+	mi := &file_distq_v1_queue_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1722,7 +1814,7 @@ func (x *QueueStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueStats.ProtoReflect.Descriptor instead.
 func (*QueueStats) Descriptor() ([]byte, []int) {
-	return file_distq_v1_queue_proto_rawDescGZIP(), []int{22}
+	return file_distq_v1_queue_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *QueueStats) GetName() string {
@@ -1860,7 +1952,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_distq_v1_queue_proto_msgTypes[23]
+	mi := &file_distq_v1_queue_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1872,7 +1964,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_distq_v1_queue_proto_msgTypes[23]
+	mi := &file_distq_v1_queue_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1885,7 +1977,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_distq_v1_queue_proto_rawDescGZIP(), []int{23}
+	return file_distq_v1_queue_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StatsResponse) GetQueues() []*QueueStats {
@@ -1905,7 +1997,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_distq_v1_queue_proto_msgTypes[24]
+	mi := &file_distq_v1_queue_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1917,7 +2009,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_distq_v1_queue_proto_msgTypes[24]
+	mi := &file_distq_v1_queue_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1930,7 +2022,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_distq_v1_queue_proto_rawDescGZIP(), []int{24}
+	return file_distq_v1_queue_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *JoinRequest) GetQueue() string {
@@ -1958,7 +2050,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_distq_v1_queue_proto_msgTypes[25]
+	mi := &file_distq_v1_queue_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1970,7 +2062,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_distq_v1_queue_proto_msgTypes[25]
+	mi := &file_distq_v1_queue_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1983,7 +2075,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_distq_v1_queue_proto_rawDescGZIP(), []int{25}
+	return file_distq_v1_queue_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *JoinResponse) GetDone() bool {
@@ -2009,7 +2101,7 @@ type CloseRequest struct {
 
 func (x *CloseRequest) Reset() {
 	*x = CloseRequest{}
-	mi := &file_distq_v1_queue_proto_msgTypes[26]
+	mi := &file_distq_v1_queue_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +2113,7 @@ func (x *CloseRequest) String() string {
 func (*CloseRequest) ProtoMessage() {}
 
 func (x *CloseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_distq_v1_queue_proto_msgTypes[26]
+	mi := &file_distq_v1_queue_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,7 +2126,7 @@ func (x *CloseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseRequest.ProtoReflect.Descriptor instead.
 func (*CloseRequest) Descriptor() ([]byte, []int) {
-	return file_distq_v1_queue_proto_rawDescGZIP(), []int{26}
+	return file_distq_v1_queue_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CloseRequest) GetQueue() string {
@@ -2052,7 +2144,7 @@ type CloseResponse struct {
 
 func (x *CloseResponse) Reset() {
 	*x = CloseResponse{}
-	mi := &file_distq_v1_queue_proto_msgTypes[27]
+	mi := &file_distq_v1_queue_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2064,7 +2156,7 @@ func (x *CloseResponse) String() string {
 func (*CloseResponse) ProtoMessage() {}
 
 func (x *CloseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_distq_v1_queue_proto_msgTypes[27]
+	mi := &file_distq_v1_queue_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2077,7 +2169,7 @@ func (x *CloseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseResponse.ProtoReflect.Descriptor instead.
 func (*CloseResponse) Descriptor() ([]byte, []int) {
-	return file_distq_v1_queue_proto_rawDescGZIP(), []int{27}
+	return file_distq_v1_queue_proto_rawDescGZIP(), []int{29}
 }
 
 type PeekRequest struct {
@@ -2093,7 +2185,7 @@ type PeekRequest struct {
 
 func (x *PeekRequest) Reset() {
 	*x = PeekRequest{}
-	mi := &file_distq_v1_queue_proto_msgTypes[28]
+	mi := &file_distq_v1_queue_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2105,7 +2197,7 @@ func (x *PeekRequest) String() string {
 func (*PeekRequest) ProtoMessage() {}
 
 func (x *PeekRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_distq_v1_queue_proto_msgTypes[28]
+	mi := &file_distq_v1_queue_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2118,7 +2210,7 @@ func (x *PeekRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeekRequest.ProtoReflect.Descriptor instead.
 func (*PeekRequest) Descriptor() ([]byte, []int) {
-	return file_distq_v1_queue_proto_rawDescGZIP(), []int{28}
+	return file_distq_v1_queue_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PeekRequest) GetQueue() string {
@@ -2151,7 +2243,7 @@ type PeekResponse struct {
 
 func (x *PeekResponse) Reset() {
 	*x = PeekResponse{}
-	mi := &file_distq_v1_queue_proto_msgTypes[29]
+	mi := &file_distq_v1_queue_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2163,7 +2255,7 @@ func (x *PeekResponse) String() string {
 func (*PeekResponse) ProtoMessage() {}
 
 func (x *PeekResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_distq_v1_queue_proto_msgTypes[29]
+	mi := &file_distq_v1_queue_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2176,7 +2268,7 @@ func (x *PeekResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeekResponse.ProtoReflect.Descriptor instead.
 func (*PeekResponse) Descriptor() ([]byte, []int) {
-	return file_distq_v1_queue_proto_rawDescGZIP(), []int{29}
+	return file_distq_v1_queue_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PeekResponse) GetItems() []*Delivery {
@@ -2198,7 +2290,7 @@ type RequeueRequest struct {
 
 func (x *RequeueRequest) Reset() {
 	*x = RequeueRequest{}
-	mi := &file_distq_v1_queue_proto_msgTypes[30]
+	mi := &file_distq_v1_queue_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2210,7 +2302,7 @@ func (x *RequeueRequest) String() string {
 func (*RequeueRequest) ProtoMessage() {}
 
 func (x *RequeueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_distq_v1_queue_proto_msgTypes[30]
+	mi := &file_distq_v1_queue_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2223,7 +2315,7 @@ func (x *RequeueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequeueRequest.ProtoReflect.Descriptor instead.
 func (*RequeueRequest) Descriptor() ([]byte, []int) {
-	return file_distq_v1_queue_proto_rawDescGZIP(), []int{30}
+	return file_distq_v1_queue_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RequeueRequest) GetQueue() string {
@@ -2249,7 +2341,7 @@ type RequeueResponse struct {
 
 func (x *RequeueResponse) Reset() {
 	*x = RequeueResponse{}
-	mi := &file_distq_v1_queue_proto_msgTypes[31]
+	mi := &file_distq_v1_queue_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2261,7 +2353,7 @@ func (x *RequeueResponse) String() string {
 func (*RequeueResponse) ProtoMessage() {}
 
 func (x *RequeueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_distq_v1_queue_proto_msgTypes[31]
+	mi := &file_distq_v1_queue_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2274,7 +2366,7 @@ func (x *RequeueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequeueResponse.ProtoReflect.Descriptor instead.
 func (*RequeueResponse) Descriptor() ([]byte, []int) {
-	return file_distq_v1_queue_proto_rawDescGZIP(), []int{31}
+	return file_distq_v1_queue_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RequeueResponse) GetRequeued() uint64 {
@@ -2389,7 +2481,11 @@ const file_distq_v1_queue_proto_rawDesc = "" +
 	"deliveries\x12\x16\n" +
 	"\x06closed\x18\x02 \x01(\bR\x06closed\x12-\n" +
 	"\x05batch\x18\x03 \x01(\v2\x17.distq.v1.DeliveryBatchR\x05batch\x12 \n" +
-	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\"g\n" +
+	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\":\n" +
+	"\x10GetStreamRequest\x12&\n" +
+	"\x03get\x18\x01 \x01(\v2\x14.distq.v1.GetRequestR\x03get\"<\n" +
+	"\x11GetStreamResponse\x12'\n" +
+	"\x03get\x18\x01 \x01(\v2\x15.distq.v1.GetResponseR\x03get\"g\n" +
 	"\n" +
 	"AckRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x12!\n" +
@@ -2461,11 +2557,12 @@ const file_distq_v1_queue_proto_rawDesc = "" +
 	"NackAction\x12\x15\n" +
 	"\x11NACK_ACTION_RETRY\x10\x00\x12\x14\n" +
 	"\x10NACK_ACTION_DEAD\x10\x01\x12\x17\n" +
-	"\x13NACK_ACTION_RELEASE\x10\x022\x88\x05\n" +
+	"\x13NACK_ACTION_RELEASE\x10\x022\xd2\x05\n" +
 	"\fQueueService\x126\n" +
 	"\x03Put\x12\x14.distq.v1.PutRequest\x1a\x15.distq.v1.PutResponse(\x010\x01\x12B\n" +
 	"\aConsume\x12\x18.distq.v1.ConsumeRequest\x1a\x19.distq.v1.ConsumeResponse(\x010\x01\x122\n" +
-	"\x03Get\x12\x14.distq.v1.GetRequest\x1a\x15.distq.v1.GetResponse\x122\n" +
+	"\x03Get\x12\x14.distq.v1.GetRequest\x1a\x15.distq.v1.GetResponse\x12H\n" +
+	"\tGetStream\x12\x1a.distq.v1.GetStreamRequest\x1a\x1b.distq.v1.GetStreamResponse(\x010\x01\x122\n" +
 	"\x03Ack\x12\x14.distq.v1.AckRequest\x1a\x15.distq.v1.AckResponse\x125\n" +
 	"\x04Nack\x12\x15.distq.v1.NackRequest\x1a\x16.distq.v1.NackResponse\x12;\n" +
 	"\x06Extend\x12\x17.distq.v1.ExtendRequest\x1a\x18.distq.v1.ExtendResponse\x128\n" +
@@ -2488,49 +2585,51 @@ func file_distq_v1_queue_proto_rawDescGZIP() []byte {
 }
 
 var file_distq_v1_queue_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_distq_v1_queue_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_distq_v1_queue_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_distq_v1_queue_proto_goTypes = []any{
-	(NackAction)(0),         // 0: distq.v1.NackAction
-	(*Item)(nil),            // 1: distq.v1.Item
-	(*PutRequest)(nil),      // 2: distq.v1.PutRequest
-	(*Packed)(nil),          // 3: distq.v1.Packed
-	(*PutResponse)(nil),     // 4: distq.v1.PutResponse
-	(*Delivery)(nil),        // 5: distq.v1.Delivery
-	(*Ack)(nil),             // 6: distq.v1.Ack
-	(*Nack)(nil),            // 7: distq.v1.Nack
-	(*Extend)(nil),          // 8: distq.v1.Extend
-	(*ConsumeRequest)(nil),  // 9: distq.v1.ConsumeRequest
-	(*AckBatch)(nil),        // 10: distq.v1.AckBatch
-	(*DeliveryBatch)(nil),   // 11: distq.v1.DeliveryBatch
-	(*Refused)(nil),         // 12: distq.v1.Refused
-	(*ConsumeResponse)(nil), // 13: distq.v1.ConsumeResponse
-	(*GetRequest)(nil),      // 14: distq.v1.GetRequest
-	(*GetResponse)(nil),     // 15: distq.v1.GetResponse
-	(*AckRequest)(nil),      // 16: distq.v1.AckRequest
-	(*AckResponse)(nil),     // 17: distq.v1.AckResponse
-	(*NackRequest)(nil),     // 18: distq.v1.NackRequest
-	(*NackResponse)(nil),    // 19: distq.v1.NackResponse
-	(*ExtendRequest)(nil),   // 20: distq.v1.ExtendRequest
-	(*ExtendResponse)(nil),  // 21: distq.v1.ExtendResponse
-	(*StatsRequest)(nil),    // 22: distq.v1.StatsRequest
-	(*QueueStats)(nil),      // 23: distq.v1.QueueStats
-	(*StatsResponse)(nil),   // 24: distq.v1.StatsResponse
-	(*JoinRequest)(nil),     // 25: distq.v1.JoinRequest
-	(*JoinResponse)(nil),    // 26: distq.v1.JoinResponse
-	(*CloseRequest)(nil),    // 27: distq.v1.CloseRequest
-	(*CloseResponse)(nil),   // 28: distq.v1.CloseResponse
-	(*PeekRequest)(nil),     // 29: distq.v1.PeekRequest
-	(*PeekResponse)(nil),    // 30: distq.v1.PeekResponse
-	(*RequeueRequest)(nil),  // 31: distq.v1.RequeueRequest
-	(*RequeueResponse)(nil), // 32: distq.v1.RequeueResponse
-	nil,                     // 33: distq.v1.Item.HeadersEntry
-	nil,                     // 34: distq.v1.Delivery.HeadersEntry
+	(NackAction)(0),           // 0: distq.v1.NackAction
+	(*Item)(nil),              // 1: distq.v1.Item
+	(*PutRequest)(nil),        // 2: distq.v1.PutRequest
+	(*Packed)(nil),            // 3: distq.v1.Packed
+	(*PutResponse)(nil),       // 4: distq.v1.PutResponse
+	(*Delivery)(nil),          // 5: distq.v1.Delivery
+	(*Ack)(nil),               // 6: distq.v1.Ack
+	(*Nack)(nil),              // 7: distq.v1.Nack
+	(*Extend)(nil),            // 8: distq.v1.Extend
+	(*ConsumeRequest)(nil),    // 9: distq.v1.ConsumeRequest
+	(*AckBatch)(nil),          // 10: distq.v1.AckBatch
+	(*DeliveryBatch)(nil),     // 11: distq.v1.DeliveryBatch
+	(*Refused)(nil),           // 12: distq.v1.Refused
+	(*ConsumeResponse)(nil),   // 13: distq.v1.ConsumeResponse
+	(*GetRequest)(nil),        // 14: distq.v1.GetRequest
+	(*GetResponse)(nil),       // 15: distq.v1.GetResponse
+	(*GetStreamRequest)(nil),  // 16: distq.v1.GetStreamRequest
+	(*GetStreamResponse)(nil), // 17: distq.v1.GetStreamResponse
+	(*AckRequest)(nil),        // 18: distq.v1.AckRequest
+	(*AckResponse)(nil),       // 19: distq.v1.AckResponse
+	(*NackRequest)(nil),       // 20: distq.v1.NackRequest
+	(*NackResponse)(nil),      // 21: distq.v1.NackResponse
+	(*ExtendRequest)(nil),     // 22: distq.v1.ExtendRequest
+	(*ExtendResponse)(nil),    // 23: distq.v1.ExtendResponse
+	(*StatsRequest)(nil),      // 24: distq.v1.StatsRequest
+	(*QueueStats)(nil),        // 25: distq.v1.QueueStats
+	(*StatsResponse)(nil),     // 26: distq.v1.StatsResponse
+	(*JoinRequest)(nil),       // 27: distq.v1.JoinRequest
+	(*JoinResponse)(nil),      // 28: distq.v1.JoinResponse
+	(*CloseRequest)(nil),      // 29: distq.v1.CloseRequest
+	(*CloseResponse)(nil),     // 30: distq.v1.CloseResponse
+	(*PeekRequest)(nil),       // 31: distq.v1.PeekRequest
+	(*PeekResponse)(nil),      // 32: distq.v1.PeekResponse
+	(*RequeueRequest)(nil),    // 33: distq.v1.RequeueRequest
+	(*RequeueResponse)(nil),   // 34: distq.v1.RequeueResponse
+	nil,                       // 35: distq.v1.Item.HeadersEntry
+	nil,                       // 36: distq.v1.Delivery.HeadersEntry
 }
 var file_distq_v1_queue_proto_depIdxs = []int32{
-	33, // 0: distq.v1.Item.headers:type_name -> distq.v1.Item.HeadersEntry
+	35, // 0: distq.v1.Item.headers:type_name -> distq.v1.Item.HeadersEntry
 	1,  // 1: distq.v1.PutRequest.items:type_name -> distq.v1.Item
 	3,  // 2: distq.v1.PutRequest.packed:type_name -> distq.v1.Packed
-	34, // 3: distq.v1.Delivery.headers:type_name -> distq.v1.Delivery.HeadersEntry
+	36, // 3: distq.v1.Delivery.headers:type_name -> distq.v1.Delivery.HeadersEntry
 	1,  // 4: distq.v1.Ack.reply:type_name -> distq.v1.Item
 	0,  // 5: distq.v1.Nack.action:type_name -> distq.v1.NackAction
 	6,  // 6: distq.v1.ConsumeRequest.acks:type_name -> distq.v1.Ack
@@ -2544,42 +2643,46 @@ var file_distq_v1_queue_proto_depIdxs = []int32{
 	11, // 14: distq.v1.ConsumeResponse.batch:type_name -> distq.v1.DeliveryBatch
 	5,  // 15: distq.v1.GetResponse.deliveries:type_name -> distq.v1.Delivery
 	11, // 16: distq.v1.GetResponse.batch:type_name -> distq.v1.DeliveryBatch
-	6,  // 17: distq.v1.AckRequest.acks:type_name -> distq.v1.Ack
-	12, // 18: distq.v1.AckResponse.refused:type_name -> distq.v1.Refused
-	7,  // 19: distq.v1.NackRequest.nacks:type_name -> distq.v1.Nack
-	12, // 20: distq.v1.NackResponse.refused:type_name -> distq.v1.Refused
-	8,  // 21: distq.v1.ExtendRequest.extends:type_name -> distq.v1.Extend
-	12, // 22: distq.v1.ExtendResponse.refused:type_name -> distq.v1.Refused
-	23, // 23: distq.v1.StatsResponse.queues:type_name -> distq.v1.QueueStats
-	23, // 24: distq.v1.JoinResponse.stats:type_name -> distq.v1.QueueStats
-	5,  // 25: distq.v1.PeekResponse.items:type_name -> distq.v1.Delivery
-	2,  // 26: distq.v1.QueueService.Put:input_type -> distq.v1.PutRequest
-	9,  // 27: distq.v1.QueueService.Consume:input_type -> distq.v1.ConsumeRequest
-	14, // 28: distq.v1.QueueService.Get:input_type -> distq.v1.GetRequest
-	16, // 29: distq.v1.QueueService.Ack:input_type -> distq.v1.AckRequest
-	18, // 30: distq.v1.QueueService.Nack:input_type -> distq.v1.NackRequest
-	20, // 31: distq.v1.QueueService.Extend:input_type -> distq.v1.ExtendRequest
-	22, // 32: distq.v1.QueueService.Stats:input_type -> distq.v1.StatsRequest
-	25, // 33: distq.v1.QueueService.Join:input_type -> distq.v1.JoinRequest
-	27, // 34: distq.v1.QueueService.Close:input_type -> distq.v1.CloseRequest
-	29, // 35: distq.v1.QueueService.Peek:input_type -> distq.v1.PeekRequest
-	31, // 36: distq.v1.QueueService.Requeue:input_type -> distq.v1.RequeueRequest
-	4,  // 37: distq.v1.QueueService.Put:output_type -> distq.v1.PutResponse
-	13, // 38: distq.v1.QueueService.Consume:output_type -> distq.v1.ConsumeResponse
-	15, // 39: distq.v1.QueueService.Get:output_type -> distq.v1.GetResponse
-	17, // 40: distq.v1.QueueService.Ack:output_type -> distq.v1.AckResponse
-	19, // 41: distq.v1.QueueService.Nack:output_type -> distq.v1.NackResponse
-	21, // 42: distq.v1.QueueService.Extend:output_type -> distq.v1.ExtendResponse
-	24, // 43: distq.v1.QueueService.Stats:output_type -> distq.v1.StatsResponse
-	26, // 44: distq.v1.QueueService.Join:output_type -> distq.v1.JoinResponse
-	28, // 45: distq.v1.QueueService.Close:output_type -> distq.v1.CloseResponse
-	30, // 46: distq.v1.QueueService.Peek:output_type -> distq.v1.PeekResponse
-	32, // 47: distq.v1.QueueService.Requeue:output_type -> distq.v1.RequeueResponse
-	37, // [37:48] is the sub-list for method output_type
-	26, // [26:37] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	14, // 17: distq.v1.GetStreamRequest.get:type_name -> distq.v1.GetRequest
+	15, // 18: distq.v1.GetStreamResponse.get:type_name -> distq.v1.GetResponse
+	6,  // 19: distq.v1.AckRequest.acks:type_name -> distq.v1.Ack
+	12, // 20: distq.v1.AckResponse.refused:type_name -> distq.v1.Refused
+	7,  // 21: distq.v1.NackRequest.nacks:type_name -> distq.v1.Nack
+	12, // 22: distq.v1.NackResponse.refused:type_name -> distq.v1.Refused
+	8,  // 23: distq.v1.ExtendRequest.extends:type_name -> distq.v1.Extend
+	12, // 24: distq.v1.ExtendResponse.refused:type_name -> distq.v1.Refused
+	25, // 25: distq.v1.StatsResponse.queues:type_name -> distq.v1.QueueStats
+	25, // 26: distq.v1.JoinResponse.stats:type_name -> distq.v1.QueueStats
+	5,  // 27: distq.v1.PeekResponse.items:type_name -> distq.v1.Delivery
+	2,  // 28: distq.v1.QueueService.Put:input_type -> distq.v1.PutRequest
+	9,  // 29: distq.v1.QueueService.Consume:input_type -> distq.v1.ConsumeRequest
+	14, // 30: distq.v1.QueueService.Get:input_type -> distq.v1.GetRequest
+	16, // 31: distq.v1.QueueService.GetStream:input_type -> distq.v1.GetStreamRequest
+	18, // 32: distq.v1.QueueService.Ack:input_type -> distq.v1.AckRequest
+	20, // 33: distq.v1.QueueService.Nack:input_type -> distq.v1.NackRequest
+	22, // 34: distq.v1.QueueService.Extend:input_type -> distq.v1.ExtendRequest
+	24, // 35: distq.v1.QueueService.Stats:input_type -> distq.v1.StatsRequest
+	27, // 36: distq.v1.QueueService.Join:input_type -> distq.v1.JoinRequest
+	29, // 37: distq.v1.QueueService.Close:input_type -> distq.v1.CloseRequest
+	31, // 38: distq.v1.QueueService.Peek:input_type -> distq.v1.PeekRequest
+	33, // 39: distq.v1.QueueService.Requeue:input_type -> distq.v1.RequeueRequest
+	4,  // 40: distq.v1.QueueService.Put:output_type -> distq.v1.PutResponse
+	13, // 41: distq.v1.QueueService.Consume:output_type -> distq.v1.ConsumeResponse
+	15, // 42: distq.v1.QueueService.Get:output_type -> distq.v1.GetResponse
+	17, // 43: distq.v1.QueueService.GetStream:output_type -> distq.v1.GetStreamResponse
+	19, // 44: distq.v1.QueueService.Ack:output_type -> distq.v1.AckResponse
+	21, // 45: distq.v1.QueueService.Nack:output_type -> distq.v1.NackResponse
+	23, // 46: distq.v1.QueueService.Extend:output_type -> distq.v1.ExtendResponse
+	26, // 47: distq.v1.QueueService.Stats:output_type -> distq.v1.StatsResponse
+	28, // 48: distq.v1.QueueService.Join:output_type -> distq.v1.JoinResponse
+	30, // 49: distq.v1.QueueService.Close:output_type -> distq.v1.CloseResponse
+	32, // 50: distq.v1.QueueService.Peek:output_type -> distq.v1.PeekResponse
+	34, // 51: distq.v1.QueueService.Requeue:output_type -> distq.v1.RequeueResponse
+	40, // [40:52] is the sub-list for method output_type
+	28, // [28:40] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_distq_v1_queue_proto_init() }
@@ -2593,7 +2696,7 @@ func file_distq_v1_queue_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_distq_v1_queue_proto_rawDesc), len(file_distq_v1_queue_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   34,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

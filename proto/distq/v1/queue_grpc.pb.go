@@ -38,17 +38,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	QueueService_Put_FullMethodName     = "/distq.v1.QueueService/Put"
-	QueueService_Consume_FullMethodName = "/distq.v1.QueueService/Consume"
-	QueueService_Get_FullMethodName     = "/distq.v1.QueueService/Get"
-	QueueService_Ack_FullMethodName     = "/distq.v1.QueueService/Ack"
-	QueueService_Nack_FullMethodName    = "/distq.v1.QueueService/Nack"
-	QueueService_Extend_FullMethodName  = "/distq.v1.QueueService/Extend"
-	QueueService_Stats_FullMethodName   = "/distq.v1.QueueService/Stats"
-	QueueService_Join_FullMethodName    = "/distq.v1.QueueService/Join"
-	QueueService_Close_FullMethodName   = "/distq.v1.QueueService/Close"
-	QueueService_Peek_FullMethodName    = "/distq.v1.QueueService/Peek"
-	QueueService_Requeue_FullMethodName = "/distq.v1.QueueService/Requeue"
+	QueueService_Put_FullMethodName       = "/distq.v1.QueueService/Put"
+	QueueService_Consume_FullMethodName   = "/distq.v1.QueueService/Consume"
+	QueueService_Get_FullMethodName       = "/distq.v1.QueueService/Get"
+	QueueService_GetStream_FullMethodName = "/distq.v1.QueueService/GetStream"
+	QueueService_Ack_FullMethodName       = "/distq.v1.QueueService/Ack"
+	QueueService_Nack_FullMethodName      = "/distq.v1.QueueService/Nack"
+	QueueService_Extend_FullMethodName    = "/distq.v1.QueueService/Extend"
+	QueueService_Stats_FullMethodName     = "/distq.v1.QueueService/Stats"
+	QueueService_Join_FullMethodName      = "/distq.v1.QueueService/Join"
+	QueueService_Close_FullMethodName     = "/distq.v1.QueueService/Close"
+	QueueService_Peek_FullMethodName      = "/distq.v1.QueueService/Peek"
+	QueueService_Requeue_FullMethodName   = "/distq.v1.QueueService/Requeue"
 )
 
 // QueueServiceClient is the client API for QueueService service.
@@ -90,6 +91,31 @@ type QueueServiceClient interface {
 	// auto_ack the items are settled as they are taken, like queue.Queue.get;
 	// otherwise they are leased and must be settled with Ack or Nack by lease.
 	Get(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*GetResponse, error)
+	// GetStream is Get on a stream kept open: each GetStreamRequest carries a
+	// GetRequest, served exactly as a unary Get would serve it (max_items,
+	// nowait, timeout_ms, auto_ack, packed), and is answered by one
+	// GetStreamResponse carrying the GetResponse, in order. A reader
+	// that gets again and again (a producer reading its results) pays a
+	// stream's set-up once instead of a call's per batch. The first request
+	// names the queue; later ones name the same queue or none. Requests are
+	// served one at a time: a waiting request (timeout_ms 0 waits until the
+	// stream ends) holds up the ones behind it.
+	//
+	// Items are taken only while a request waits for them, never ahead of
+	// it, so a reader that stops asking leaves the rest in the queue. With
+	// auto_ack, as with Get, the items are settled as they are taken and
+	// the answer is sent only once that settle is durable, so a crash cannot
+	// hand out the same item twice; an answer lost on its way (the stream or
+	// the connection breaks) loses its items, as a unary Get's would. A
+	// closed and drained queue is answered with closed set, and the stream
+	// stays open. An invalid request (max_items above the limit, another
+	// queue) or an unknown queue ends the stream with its status.
+	//
+	// A reader asks with a Consume stream instead when it wants items pushed
+	// under credit; GetStream is for readers that take what they ask for:
+	// credit cannot be taken back, and items settled for credit that a
+	// timed-out reader left would be held only by the reader's memory.
+	GetStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[GetStreamRequest, GetStreamResponse], error)
 	// Ack settles leased items (JoinableQueue.task_done), optionally putting a
 	// reply into another queue in the same step.
 	Ack(ctx context.Context, in *AckRequest, opts ...grpc.CallOption) (*AckResponse, error)
@@ -158,6 +184,19 @@ func (c *queueServiceClient) Get(ctx context.Context, in *GetRequest, opts ...gr
 	}
 	return out, nil
 }
+
+func (c *queueServiceClient) GetStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[GetStreamRequest, GetStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &QueueService_ServiceDesc.Streams[2], QueueService_GetStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[GetStreamRequest, GetStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type QueueService_GetStreamClient = grpc.BidiStreamingClient[GetStreamRequest, GetStreamResponse]
 
 func (c *queueServiceClient) Ack(ctx context.Context, in *AckRequest, opts ...grpc.CallOption) (*AckResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -278,6 +317,31 @@ type QueueServiceServer interface {
 	// auto_ack the items are settled as they are taken, like queue.Queue.get;
 	// otherwise they are leased and must be settled with Ack or Nack by lease.
 	Get(context.Context, *GetRequest) (*GetResponse, error)
+	// GetStream is Get on a stream kept open: each GetStreamRequest carries a
+	// GetRequest, served exactly as a unary Get would serve it (max_items,
+	// nowait, timeout_ms, auto_ack, packed), and is answered by one
+	// GetStreamResponse carrying the GetResponse, in order. A reader
+	// that gets again and again (a producer reading its results) pays a
+	// stream's set-up once instead of a call's per batch. The first request
+	// names the queue; later ones name the same queue or none. Requests are
+	// served one at a time: a waiting request (timeout_ms 0 waits until the
+	// stream ends) holds up the ones behind it.
+	//
+	// Items are taken only while a request waits for them, never ahead of
+	// it, so a reader that stops asking leaves the rest in the queue. With
+	// auto_ack, as with Get, the items are settled as they are taken and
+	// the answer is sent only once that settle is durable, so a crash cannot
+	// hand out the same item twice; an answer lost on its way (the stream or
+	// the connection breaks) loses its items, as a unary Get's would. A
+	// closed and drained queue is answered with closed set, and the stream
+	// stays open. An invalid request (max_items above the limit, another
+	// queue) or an unknown queue ends the stream with its status.
+	//
+	// A reader asks with a Consume stream instead when it wants items pushed
+	// under credit; GetStream is for readers that take what they ask for:
+	// credit cannot be taken back, and items settled for credit that a
+	// timed-out reader left would be held only by the reader's memory.
+	GetStream(grpc.BidiStreamingServer[GetStreamRequest, GetStreamResponse]) error
 	// Ack settles leased items (JoinableQueue.task_done), optionally putting a
 	// reply into another queue in the same step.
 	Ack(context.Context, *AckRequest) (*AckResponse, error)
@@ -319,6 +383,9 @@ func (UnimplementedQueueServiceServer) Consume(grpc.BidiStreamingServer[ConsumeR
 }
 func (UnimplementedQueueServiceServer) Get(context.Context, *GetRequest) (*GetResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Get not implemented")
+}
+func (UnimplementedQueueServiceServer) GetStream(grpc.BidiStreamingServer[GetStreamRequest, GetStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method GetStream not implemented")
 }
 func (UnimplementedQueueServiceServer) Ack(context.Context, *AckRequest) (*AckResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Ack not implemented")
@@ -396,6 +463,13 @@ func _QueueService_Get_Handler(srv interface{}, ctx context.Context, dec func(in
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _QueueService_GetStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(QueueServiceServer).GetStream(&grpc.GenericServerStream[GetStreamRequest, GetStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type QueueService_GetStreamServer = grpc.BidiStreamingServer[GetStreamRequest, GetStreamResponse]
 
 func _QueueService_Ack_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AckRequest)
@@ -595,6 +669,12 @@ var QueueService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Consume",
 			Handler:       _QueueService_Consume_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "GetStream",
+			Handler:       _QueueService_GetStream_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},
