@@ -59,11 +59,19 @@ type Error struct {
 	Reason string
 }
 
+// Error says it once: the master's messages start with "distq: ", and
+// often with the kind's own words ("distq: queue full: …"), which are not
+// repeated.
 func (e *Error) Error() string {
+	msg := strings.TrimPrefix(e.Msg, "distq: ")
 	if e.Kind != nil {
-		return fmt.Sprintf("%v: %s", e.Kind, e.Msg)
+		kind := e.Kind.Error()
+		if strings.HasPrefix("distq: "+msg, kind) {
+			return "distq: " + msg
+		}
+		return kind + ": " + msg
 	}
-	return fmt.Sprintf("distq: %s (%s)", e.Msg, e.Code)
+	return fmt.Sprintf("distq: %s (%s)", msg, e.Code)
 }
 
 func (e *Error) Unwrap() error { return e.Kind }

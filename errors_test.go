@@ -81,3 +81,20 @@ func TestErrorsByReason(t *testing.T) {
 		}
 	}
 }
+
+// An error from the master says "distq:" once, and its kind's words once.
+func TestErrorSaysItOnce(t *testing.T) {
+	for _, c := range []struct {
+		e    *Error
+		want string
+	}{
+		{&Error{Kind: ErrFull, Msg: `distq: queue full: "tasks" holds 3 items`, Code: codes.ResourceExhausted}, `distq: queue full: "tasks" holds 3 items`},
+		{&Error{Kind: ErrUnknownQueue, Msg: `distq: no queue "x"`, Code: codes.NotFound}, `distq: unknown queue: no queue "x"`},
+		{&Error{Msg: "distq: too many open streams", Code: codes.ResourceExhausted}, "distq: too many open streams (ResourceExhausted)"},
+		{&Error{Msg: "transport is closing", Code: codes.Unavailable}, "distq: transport is closing (Unavailable)"},
+	} {
+		if got := c.e.Error(); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.e, got, c.want)
+		}
+	}
+}
