@@ -70,22 +70,10 @@ func (s *adminService) ListDead(ctx context.Context, req *pb.ListDeadRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	limit := int(req.GetLimit())
-	if limit == 0 {
-		limit = 100
-	}
-	if limit > maxGetItems {
-		return nil, invalid("distq: limit %d above the limit of %d", limit, maxGetItems)
-	}
 	resp := &pb.ListDeadResponse{Total: uint64(d.Stats().Ready)}
-	offset := req.GetOffset()
-	if offset > 1<<62 {
-		return resp, nil
-	}
-	items := d.Peek(int(offset), limit)
-	// An id is shown once its item's record is on disk (as Peek does).
-	if err := s.broker.Sync(ctx); err != nil {
-		return nil, toStatus(err)
+	items, err := peekPage(ctx, s.broker, d, req.GetOffset(), req.GetLimit())
+	if err != nil {
+		return nil, err
 	}
 	resp.Items = make([]*pb.DeadItem, len(items))
 	for i, it := range items {

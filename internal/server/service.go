@@ -471,25 +471,34 @@ func (s *queueService) Peek(ctx context.Context, req *pb.PeekRequest) (*pb.PeekR
 	if err != nil {
 		return nil, err
 	}
-	limit := int(req.GetLimit())
-	if limit == 0 {
-		limit = 100
-	}
-	if limit > maxGetItems {
-		return nil, invalid("distq: limit %d above the limit of %d", limit, maxGetItems)
-	}
-	offset := req.GetOffset()
-	if offset > 1<<62 {
-		return &pb.PeekResponse{}, nil
-	}
-	items := q.Peek(int(offset), limit)
-	// An id is shown once its item's record is on disk, as a put's
-	// answer and a delivery are: it is never given to another item.
-	if err := s.broker.Sync(ctx); err != nil {
-		return nil, toStatus(err)
+	items, err := peekPage(ctx, s.broker, q, req.GetOffset(), req.GetLimit())
+	if err != nil {
+		return nil, err
 	}
 	// Peeked items are not leased: they carry no lease.
 	return &pb.PeekResponse{Items: toDeliveries(items, 0)}, nil
+}
+
+// peekPage lists up to limit (0: 100) of q's ready items from offset, as
+// Peek and ListDead show them. An id is shown once its item's record is on
+// disk, as a put's answer and a delivery are: it is never given to another
+// item.
+func peekPage(ctx context.Context, b *queue.Broker, q *queue.Queue, offset uint64, limit uint32) ([]queue.Delivery, error) {
+	n := int(limit)
+	if n == 0 {
+		n = 100
+	}
+	if n > maxGetItems {
+		return nil, invalid("distq: limit %d above the limit of %d", n, maxGetItems)
+	}
+	if offset > 1<<62 {
+		return nil, nil
+	}
+	items := q.Peek(int(offset), n)
+	if err := b.Sync(ctx); err != nil {
+		return nil, toStatus(err)
+	}
+	return items, nil
 }
 
 func (s *queueService) Requeue(ctx context.Context, req *pb.RequeueRequest) (*pb.RequeueResponse, error) {
