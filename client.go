@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/distq/distq/internal/auth"
+	"github.com/distq/distq/internal/window"
 	pb "github.com/distq/distq/proto/distq/v1"
 )
 
@@ -119,6 +120,7 @@ func NewClient(addr string, opts Options) (*Client, error) {
 		}),
 		reconnect,
 	}
+	dopts = append(dopts, window.DialOptions()...)
 	dopts = append(dopts, opts.DialOptions...)
 	conn, err := grpc.NewClient(addr, dopts...)
 	if err != nil {

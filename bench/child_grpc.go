@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/distq/distq/internal/gcpercent"
+	"github.com/distq/distq/internal/window"
 	pb "github.com/distq/distq/proto/distq/v1"
 )
 
@@ -43,7 +44,9 @@ func runGRPCEcho(ctx context.Context, args []string, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	stop := benchmark.StartServer(benchmark.ServerInfo{Type: "protobuf", Listener: l})
+	// With distq's flow-control windows (internal/window), as the master
+	// has: the floor is the same transport with none of distq's code.
+	stop := benchmark.StartServer(benchmark.ServerInfo{Type: "protobuf", Listener: l}, window.ServerOptions()...)
 	defer stop()
 	tmp := *addrFile + ".tmp"
 	if err := os.WriteFile(tmp, []byte(l.Addr().String()+"\n"), 0o644); err != nil {
@@ -91,7 +94,7 @@ func runGRPCPing(ctx context.Context, args []string, stdout io.Writer) error {
 	gcpercent.Set(gcpercent.Slave)
 	streams := make([]testpb.BenchmarkService_StreamingCallClient, *conns)
 	for i := range streams {
-		conn, err := grpc.NewClient(*server, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(*server, append(window.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 		if err != nil {
 			return err
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/distq/distq/internal/auth"
 	"github.com/distq/distq/internal/queue"
 	"github.com/distq/distq/internal/ratelog"
+	"github.com/distq/distq/internal/window"
 	pb "github.com/distq/distq/proto/distq/v1"
 )
 
@@ -180,6 +181,7 @@ func New(cfg Config) (*Server, error) {
 			PermitWithoutStream: true,
 		}),
 	}
+	opts = append(opts, window.ServerOptions()...)
 	opts = append(slices.Clip(cfg.Options), opts...)
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
