@@ -114,6 +114,9 @@ type Worker struct {
 	log hclog.Logger
 
 	processed, failed, released, refused, extended, abandoned, reconnects atomic.Uint64
+	// runInline runs a job on the calling goroutine if the handler is
+	// fast and a slot is free, and reports whether it did; set by Run.
+	runInline func(job) bool
 	// cur is the open stream, if any (for WorkerStats.Held).
 	cur atomic.Pointer[workerStream]
 	// taskNanos is a moving average of the handler time per task, for the
@@ -269,13 +272,31 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer stopHandlers()
 
 	jobs := make(chan job, w.maxWindow())
+	// A slot is taken by whoever runs a chunk: at most Concurrency run at
+	// once, in the pool or inline in the receiver.
+	slots := make(chan struct{}, w.cfg.Concurrency)
+	w.runInline = func(j job) bool {
+		if ns := w.taskNanos.Load(); ns <= 0 || ns > int64(inlineMax) {
+			return false
+		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			return false
+		}
+		w.runJob(ctx, hctx, j)
+		<-slots
+		return true
+	}
 	var wg sync.WaitGroup
 	for range w.cfg.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
+				slots <- struct{}{}
 				w.runJob(ctx, hctx, j)
+				<-slots
 			}
 		}()
 	}
@@ -286,6 +307,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("worker stopped", "processed", st.Processed, "failed", st.Failed, "released", st.Released, "refused", st.Refused, "extended", st.Extended, "abandoned", st.Abandoned, "reconnects", st.Reconnects)
 	return err
 }
+
+// inlineMax: a lone task whose handler is known to take less than this on
+// average runs on the goroutine that received it, when a slot is free,
+// instead of being handed to the pool. A hand-off wakes another thread,
+// which on a small machine costs more than such a task; the receiver is
+// kept from the stream for no longer than the task takes.
+const inlineMax = 100 * time.Microsecond
 
 // flushAfter: a chunk whose tasks take longer than this sends what it has
 // settled so far, so slow tasks are not held back by their neighbours.

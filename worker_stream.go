@@ -43,13 +43,32 @@ func (st *settles) len() int { return len(st.ackIDs) + len(st.nacks) + len(st.ex
 
 // workerStream is one Consume stream's state shared by the worker's
 // goroutines.
+//
+// Whoever holds sendMu sends on the stream. A goroutine that finishes a
+// chunk of tasks sends its settles itself when no one else is sending (the
+// common case when tasks are few), instead of handing them to the consume
+// loop: a hand-off between goroutines costs a thread's wake-up, which on a
+// small machine is a good part of a task's round trip. When the lock is
+// taken, it queues them on out instead, and the consume loop sends them,
+// merged with whatever else waits there.
 type workerStream struct {
-	out      chan *settles // from the pool, to the sender
+	w        *Worker
+	stream   pb.QueueService_ConsumeClient
+	out      chan *settles // from the pool, to the consume loop
 	done     chan struct{} // closed when the stream is over
 	doneOnce sync.Once
 	held     atomic.Int64 // deliveries received and not yet settled
 	received atomic.Int64 // deliveries received in all
 	renew    *renewals    // nil when the worker does not extend leases itself
+
+	sendMu   sync.Mutex
+	granted  int64           // credit granted in all; under sendMu
+	stop     context.Context // the worker's: once it ends, no more credit
+	shutting atomic.Bool     // set by the consume loop once it saw stop end
+	// failed carries a failed Send outside the consume loop to it;
+	// drained tells it that, shutting down, the last settle went out.
+	failed  chan error
+	drained chan struct{}
 }
 
 func (s *workerStream) isDone() bool {
@@ -63,15 +82,57 @@ func (s *workerStream) isDone() bool {
 
 func (s *workerStream) finish() { s.doneOnce.Do(func() { close(s.done) }) }
 
-// settle queues settles for the sender; it reports false when the stream is
-// already gone (the master has taken the leases back).
+// settle sends st at once if no one else is sending, else queues it for the
+// consume loop; it reports false when the stream is already gone (the
+// master has taken the leases back).
 func (s *workerStream) settle(st *settles) bool {
+	if s.sendMu.TryLock() {
+		if s.isDone() {
+			s.sendMu.Unlock()
+			return false
+		}
+		err := s.sendLocked(st)
+		s.sendMu.Unlock()
+		if err != nil {
+			s.finish()
+			select {
+			case s.failed <- err:
+			default:
+			}
+			return false
+		}
+		return true
+	}
 	select {
 	case s.out <- st:
 		return true
 	case <-s.done:
 		return false
 	}
+}
+
+// sendLocked sends st, merged with whatever else is queued, with the credit
+// that keeps window() deliveries held or on their way. The caller holds
+// sendMu.
+func (s *workerStream) sendLocked(st *settles) error {
+	req, settled := s.w.request(st, s.out)
+	if s.stop.Err() == nil {
+		want := int64(s.w.window()) - (s.granted - s.received.Load()) - (s.held.Load() - int64(settled))
+		if want > 0 {
+			req.Credit = uint32(want)
+			s.granted += want
+		}
+	}
+	if err := s.stream.Send(req); err != nil {
+		return err
+	}
+	if s.held.Add(-int64(settled)) == 0 && s.shutting.Load() {
+		select {
+		case s.drained <- struct{}{}:
+		default:
+		}
+	}
+	return nil
 }
 
 // errSettledByWorker: inside a Worker the handler's return value settles
@@ -115,14 +176,18 @@ func (w *Worker) consume(ctx context.Context, jobs chan<- job) (delivered bool, 
 	if err := stream.Send(&pb.ConsumeRequest{Queue: w.cfg.Queue, Credit: uint32(granted), Packed: true}); err != nil {
 		return false, w.streamErr(stream, err)
 	}
-	s := &workerStream{out: make(chan *settles, w.maxWindow()), done: make(chan struct{})}
+	s := &workerStream{
+		w: w, stream: stream, granted: granted, stop: ctx,
+		out: make(chan *settles, w.maxWindow()), done: make(chan struct{}),
+		failed: make(chan error, 1), drained: make(chan struct{}, 1),
+	}
 	defer s.finish()
 	w.cur.Store(s)
 	defer w.cur.CompareAndSwap(s, nil)
-	// Leases are renewed from this loop, which sends everything on the
-	// stream: a renewal taken from s.renew goes out before the settle of
-	// its task, which the pool queues on s.out only once the task left
-	// s.renew. The ticker starts once a delivery says how long leases are.
+	// Leases are renewed from this loop, under sendMu: a renewal taken
+	// from s.renew goes out before the settle of its task, which the pool
+	// sends or queues only once the task left s.renew. The ticker starts
+	// once a delivery says how long leases are.
 	var leaseKnown <-chan time.Duration
 	var tick <-chan time.Time
 	var due []*Task // reused from tick to tick
@@ -167,13 +232,14 @@ func (w *Worker) consume(ctx context.Context, jobs chan<- job) (delivered bool, 
 		return fromStatus(err)
 	}
 
-	shutting := false
 	var giveUp <-chan time.Time // at shutdown: stop waiting for hung handlers
 	for {
-		if shutting && s.held.Load() == 0 {
+		if s.shutting.Load() && s.held.Load() == 0 {
 			// Everything we held is settled and sent: say goodbye; the
 			// master ends the stream and we are done.
+			s.sendMu.Lock()
 			_ = stream.CloseSend()
+			s.sendMu.Unlock()
 			t := time.NewTimer(w.cfg.ShutdownTimeout)
 			select {
 			case <-recvErr:
@@ -183,25 +249,22 @@ func (w *Worker) consume(ctx context.Context, jobs chan<- job) (delivered bool, 
 			return gotAny.Load(), ctx.Err()
 		}
 		var ctxDone <-chan struct{}
-		if !shutting {
+		if !s.shutting.Load() {
 			ctxDone = ctx.Done()
 		}
 		select {
 		case st := <-s.out:
-			req, settled := w.request(st, s.out)
-			if !shutting {
-				// Keep window() deliveries held or on their way.
-				want := int64(w.window()) - (granted - s.received.Load()) - (s.held.Load() - int64(settled))
-				if want > 0 {
-					req.Credit = uint32(want)
-					granted += want
-				}
-			}
-			if err := stream.Send(req); err != nil {
+			s.sendMu.Lock()
+			err := s.sendLocked(st)
+			s.sendMu.Unlock()
+			if err != nil {
 				s.finish()
 				return gotAny.Load(), sendErr(err)
 			}
-			s.held.Add(-int64(settled))
+		case err := <-s.failed:
+			return gotAny.Load(), sendErr(err)
+		case <-s.drained:
+			// Checked at the top of the loop.
 		case every := <-leaseKnown:
 			leaseKnown = nil
 			t := time.NewTicker(every)
@@ -209,7 +272,12 @@ func (w *Worker) consume(ctx context.Context, jobs chan<- job) (delivered bool, 
 			tick = t.C
 		case <-tick:
 			var err error
-			if due, err = w.renewLeases(stream, s.renew, due[:0]); err != nil {
+			// Under sendMu from the choice of what is due to its send: a
+			// settle sent meanwhile would overtake the renewal of its task.
+			s.sendMu.Lock()
+			due, err = w.renewLeases(stream, s.renew, due[:0])
+			s.sendMu.Unlock()
+			if err != nil {
 				s.finish()
 				return gotAny.Load(), sendErr(err)
 			}
@@ -217,7 +285,7 @@ func (w *Worker) consume(ctx context.Context, jobs chan<- job) (delivered bool, 
 			s.finish()
 			return gotAny.Load(), err
 		case <-ctxDone:
-			shutting = true
+			s.shutting.Store(true)
 			t := time.NewTimer(w.cfg.ShutdownTimeout + time.Second)
 			defer t.Stop()
 			giveUp = t.C
@@ -362,6 +430,9 @@ func (w *Worker) receive(ctx context.Context, stream pb.QueueService_ConsumeClie
 			// Before the pool sees them: a handler may return at once.
 			s.renew.add(held, tasks[0].LeaseTime)
 		}
+		if len(tasks) == 1 && w.runInline != nil && w.runInline(job{tasks: tasks, s: s, received: received, held: firstHeld(held)}) {
+			continue
+		}
 		for i := 0; len(tasks) > 0; i++ {
 			j := job{tasks: tasks[:min(size, len(tasks))], s: s, received: received}
 			tasks = tasks[len(j.tasks):]
@@ -375,4 +446,11 @@ func (w *Worker) receive(ctx context.Context, stream pb.QueueService_ConsumeClie
 			}
 		}
 	}
+}
+
+func firstHeld(held []heldChunk) *heldChunk {
+	if len(held) == 0 {
+		return nil
+	}
+	return &held[0]
 }
