@@ -478,3 +478,56 @@ func TestWorkerStopWhileDeliveriesArrive(t *testing.T) {
 		cancel()
 	}
 }
+
+// Fast tasks arriving one at a time run on the goroutine that received
+// them, the rest in the pool: together never more than Concurrency at once,
+// and each exactly once.
+func TestWorkerConcurrencyBoundsInlineAndPool(t *testing.T) {
+	m := startMaster(t, masterConfig{})
+	c := m.dial(t)
+	ctx := testContext(t)
+	const conc, n = 2, 200
+	var running, most atomic.Int64
+	var calls atomic.Int64
+	w, err := c.NewWorker(WorkerConfig{Concurrency: conc, Prefetch: 1}, func(ctx context.Context, t *Task) ([]byte, error) {
+		now := running.Add(1)
+		defer running.Add(-1)
+		for {
+			old := most.Load()
+			if now <= old || most.CompareAndSwap(old, now) {
+				break
+			}
+		}
+		calls.Add(1)
+		return t.Payload, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runWorker(t, w)
+	q := c.Queue("tasks")
+	for i := range n {
+		// One at a time, and in pairs: lone deliveries, and deliveries
+		// arriving while another runs.
+		if _, err := q.Put(ctx, []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 1 {
+			if err := q.Join(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := q.Join(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := most.Load(); got > conc {
+		t.Fatalf("%d handlers ran at once, Concurrency is %d", got, conc)
+	}
+	if st := w.Stats(); st.Processed != n || calls.Load() != n {
+		t.Fatalf("processed %d, handler called %d times, want %d: %+v", st.Processed, calls.Load(), n, st)
+	}
+}
