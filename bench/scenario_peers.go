@@ -274,12 +274,14 @@ var peerGoals = []struct {
 	{keyDistq, keyNATS, 0},
 	{keyDistqFsync, keyNATS, 1.0},
 	{keyDistqFsync, keyNATSSyncAll, 0},
+	{keyDistqIntvl, keyNATS, 0},
 }
 
 // shortNames name the closed-loop rows in the comparisons.
 var shortNames = map[string]string{
 	keyDistq:       "distq in memory",
 	keyDistqFsync:  "distq -fsync always",
+	keyDistqIntvl:  "distq -fsync interval",
 	keyRedis:       "Redis lists",
 	keyNATS:        "NATS JetStream (default sync)",
 	keyNATSSyncAll: "NATS JetStream (sync always)",
