@@ -202,3 +202,68 @@ func fmtSI(v float64) string {
 		return strconv.FormatFloat(v, 'g', -1, 64)
 	}
 }
+
+// Colors of the closed-loop plot's systems: distq's rows in blues, the
+// peers in their own colors, the floor grey and dashed.
+var closedColors = map[string]color.Color{
+	keyDistq:       colorDistq,
+	keyDistqIntvl:  color.RGBA{R: 0x6b, G: 0xae, B: 0xd6, A: 0xff},
+	keyDistqFsync:  color.RGBA{R: 0x08, G: 0x30, B: 0x6b, A: 0xff},
+	keyRedis:       colorPython,
+	keyNATS:        color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
+	keyNATSSyncAll: color.RGBA{R: 0xa6, G: 0x4b, B: 0x00, A: 0xff},
+}
+
+// WriteClosedLoopPlot draws dir/closed-loop.png, one task in flight: the
+// percentiles of every system measured in the run, distq's beside its
+// peers', on a log scale. It draws nothing and returns "" when no
+// closed-loop row was measured.
+func WriteClosedLoopPlot(dir string, r *Report) (string, error) {
+	p := plot.New()
+	p.Title.Text = "One task in flight: put → its result (2 workers each)"
+	p.Y.Label.Text = "ms (log)"
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = logTicks{func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }}
+	p.NominalX("p50", "p90", "p99", "p99.9")
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Add(plotter.NewGrid())
+	var vals []float64
+	for _, c := range r.ClosedLoop {
+		if c.Skipped != "" || c.Count == 0 {
+			continue
+		}
+		var xys plotter.XYs
+		for x, y := range []float64{c.P50Ms, c.P90Ms, c.P99Ms, c.P999Ms} {
+			if y > 0 {
+				xys = append(xys, plotter.XY{X: float64(x), Y: y})
+				vals = append(vals, y)
+			}
+		}
+		line, pts, err := plotter.NewLinePoints(xys)
+		if err != nil {
+			return "", err
+		}
+		col, ok := closedColors[c.Key]
+		if !ok {
+			col = colorFloors[0]
+			line.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
+		}
+		line.Color, pts.Color, pts.Radius = col, col, vg.Points(3)
+		p.Add(line, pts)
+		label, ok := shortNames[c.Key]
+		if !ok {
+			label = c.System + " (" + c.Config + ")"
+		}
+		p.Legend.Add(label, line, pts)
+	}
+	if len(vals) == 0 {
+		return "", nil
+	}
+	setLogRange(&p.Y, vals, vals)
+	p.X.Min, p.X.Max = -0.3, 3.3
+	name := filepath.Join(dir, "closed-loop.png")
+	if err := p.Save(8*vg.Inch, 5*vg.Inch, name); err != nil {
+		return "", err
+	}
+	return name, nil
+}

@@ -279,6 +279,7 @@ var peerGoals = []struct {
 
 // shortNames name the closed-loop rows in the comparisons.
 var shortNames = map[string]string{
+	keyGRPC:        "floor: one bare grpc-go round trip",
 	keyDistq:       "distq in memory",
 	keyDistqFsync:  "distq -fsync always",
 	keyDistqIntvl:  "distq -fsync interval",

@@ -106,6 +106,12 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, "plot:", name)
 		}
 	}
+	if name, err := WriteClosedLoopPlot(cfg.Out, s.rep); err != nil {
+		fmt.Fprintln(stderr, "distq-bench: closed-loop plot:", err)
+		status = 1
+	} else if name != "" {
+		fmt.Fprintln(stdout, "plot:", name)
+	}
 	fmt.Fprintf(stdout, "total wall time %s\n", time.Since(start).Round(100*time.Millisecond))
 	if runErr != nil {
 		fmt.Fprintf(stderr, "\n*** BENCHMARK FAILED ***\n%v\n", runErr)
