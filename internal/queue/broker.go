@@ -264,8 +264,10 @@ type Broker struct {
 	// lastLSN is the highest LSN of the records the broker appended.
 	lastLSN atomic.Uint64
 
-	mu       sync.Mutex
-	draining bool
+	// draining is set once by Drain. It is read on every delivery (Next,
+	// Get), so it is an atomic rather than a field under a broker-wide
+	// mutex that every queue's hot path would take.
+	draining atomic.Bool
 
 	// wakeAt is when the scan loop will next scan (unix nanoseconds), or
 	// math.MaxInt64 while it scans: a queue that adds a deadline earlier
@@ -485,9 +487,7 @@ func (b *Broker) PromoteDelayed() int {
 // what they hold are still taken. Consumer.Next returns ErrShutdown once its
 // consumer holds nothing; Get returns ErrShutdown at once.
 func (b *Broker) Drain() {
-	b.mu.Lock()
-	b.draining = true
-	b.mu.Unlock()
+	b.draining.Store(true)
 	for _, q := range b.order {
 		q.mu.Lock()
 		for c := range q.consumers {
@@ -498,11 +498,7 @@ func (b *Broker) Drain() {
 	}
 }
 
-func (b *Broker) isDraining() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.draining
-}
+func (b *Broker) isDraining() bool { return b.draining.Load() }
 
 // WaitSettled blocks until no queue has leased items, or ctx ends. It
 // reports whether everything was settled.
