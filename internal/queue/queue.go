@@ -246,9 +246,25 @@ func (q *Queue) PutOnce(ctx context.Context, msgs []Message, nowait bool, timeou
 	named := id.Producer != (state.Producer{})
 	offset := 0 // the index in the request of msgs[0]
 	var timer <-chan time.Time
+	var t *time.Timer // the wait's, once it waited
+	var k putKey
+	inProgress := false // k is in q.inProgress, to be taken out at the end
+	// One deferred call for both, outside the loop: a defer in a loop (or
+	// more defers than the compiler open-codes for so many returns) sends
+	// every return through the runtime's slower path, waiting or not.
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+		if inProgress {
+			q.mu.Lock()
+			delete(q.inProgress, k)
+			q.mu.Unlock()
+		}
+	}()
 	q.mu.Lock()
 	if named {
-		k := putKey{id.Producer, id.Seq}
+		k = putKey{id.Producer, id.Seq}
 		if _, busy := q.inProgress[k]; busy {
 			q.mu.Unlock()
 			return nil, false, fmt.Errorf("%w: sequence %d of this producer into %q", ErrPutInProgress, id.Seq, q.name)
@@ -275,11 +291,7 @@ func (q *Queue) PutOnce(ctx context.Context, msgs []Message, nowait bool, timeou
 			q.inProgress = make(map[putKey]struct{})
 		}
 		q.inProgress[k] = struct{}{}
-		defer func() {
-			q.mu.Lock()
-			delete(q.inProgress, k)
-			q.mu.Unlock()
-		}()
+		inProgress = true
 	}
 	if ids == nil {
 		ids = make([]uint64, 0, len(msgs))
@@ -311,8 +323,7 @@ func (q *Queue) PutOnce(ctx context.Context, msgs []Message, nowait bool, timeou
 		ch := q.notFull.wait()
 		q.mu.Unlock()
 		if timer == nil && timeout > 0 {
-			t := time.NewTimer(timeout)
-			defer t.Stop()
+			t = time.NewTimer(timeout)
 			timer = t.C
 		}
 		select {
@@ -763,6 +774,13 @@ func (q *Queue) GetAppend(ctx context.Context, buf []Delivery, max int, nowait b
 		max = 1
 	}
 	var timer <-chan time.Time
+	var t *time.Timer // the wait's, once it waited
+	// Deferred outside the loop, so that it is open-coded (see PutOnce).
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
 	q.mu.Lock()
 	for {
 		if q.b.isDraining() {
@@ -800,8 +818,7 @@ func (q *Queue) GetAppend(ctx context.Context, buf []Delivery, max int, nowait b
 		drained := q.drained.wait()
 		q.mu.Unlock()
 		if timer == nil && timeout > 0 {
-			t := time.NewTimer(timeout)
-			defer t.Stop()
+			t = time.NewTimer(timeout)
 			timer = t.C
 		}
 		select {
