@@ -362,7 +362,10 @@ func storedIDs(rec *state.SeqRecord, max int) []uint64 {
 // from offset on. Called with q.mu held.
 func (q *Queue) put(msgs []Message, ids []uint64, id PutID, offset int) []uint64 {
 	first := q.s.NextID() + 1
-	cmd := state.Put{Queue: q.name, FirstID: first, Items: msgs}
+	// Declared, then filled: a composite literal is built in a temporary
+	// and copied, 96 bytes twice per put.
+	var cmd state.Put
+	cmd.Queue, cmd.FirstID, cmd.Items = q.name, first, msgs
 	if id.Producer != (state.Producer{}) {
 		cmd.Producer, cmd.Seq, cmd.Offset, cmd.BatchCRC = id.Producer, id.Seq, uint32(offset), id.CRC
 		cmd.DedupWindow = int64(q.b.cfg.DedupWindow)
@@ -661,7 +664,8 @@ func (q *Queue) fail(cause state.Cause, now int64, fx *effects) {
 	for i := range failed {
 		dies = dies || failed[i].Outcome == state.OutcomeDead
 	}
-	cmd := state.Fail{Queue: q.name, Time: now, Cause: cause, Items: failed}
+	var cmd state.Fail // filled, not copied from a literal (see put)
+	cmd.Queue, cmd.Time, cmd.Cause, cmd.Items = q.name, now, cause, failed
 	var d *Queue
 	var ds *state.Queue
 	if dies {
@@ -986,7 +990,8 @@ func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 		}
 		replyBytes = 0
 		first := run.s.NextID() + 1
-		cmd := state.SettleReply{Queue: q.name, ReplyQueue: run.name, IDs: runIDs, FirstReplyID: first, Replies: replies}
+		var cmd state.SettleReply // filled, not copied from a literal (see put)
+		cmd.Queue, cmd.ReplyQueue, cmd.IDs, cmd.FirstReplyID, cmd.Replies = q.name, run.name, runIDs, first, replies
 		_, inWindow := q.s.SettleReply(&cmd, run.s)
 		lsn := q.record(&cmd)
 		n := len(runIDs)
