@@ -337,6 +337,7 @@ func New(cfg Config) (*Broker, error) {
 		// Every item of a recovered state is ready, but the retries that
 		// wait for their due time.
 		q.ready.rebuild(func(it *state.Item) { q.delayed.push(delayed{due: it.Due(), id: it.ID}) })
+		q.resetDue()
 	}
 	if cfg.ManualScan {
 		close(b.done)

@@ -3,8 +3,10 @@ package queue
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/distq/distq/internal/state"
@@ -141,7 +143,15 @@ type Queue struct {
 	leases   leaseHeap
 	free     []*lease // recycled lease records, zeroed
 	// Items nacked for a retry, until they are due: see delayed.go.
-	delayed   delayHeap
+	delayed delayHeap
+	// due is at or before the earliest lease deadline and delayed item's
+	// due time of the queue (math.MaxInt64: none), so that expire and
+	// promote, which the scan runs over every queue, skip a queue with
+	// nothing due without taking its lock. Lowered (dueBy) wherever a
+	// deadline is added, under mu; set exactly (resetDue) after a pass
+	// that looked at them all. A settle leaves it low: the next pass then
+	// takes the lock, finds nothing and sets it.
+	due       atomic.Int64
 	consumers map[*Consumer]struct{}
 	// nconsumers counts the consumers ever registered (their seq).
 	nconsumers uint64
@@ -169,7 +179,7 @@ type Queue struct {
 }
 
 func newQueue(b *Broker, name string, s *state.Queue, maxSize, idx int, retryMin, retryMax time.Duration) *Queue {
-	return &Queue{
+	q := &Queue{
 		b:         b,
 		name:      name,
 		s:         s,
@@ -181,6 +191,8 @@ func newQueue(b *Broker, name string, s *state.Queue, maxSize, idx int, retryMin
 		winBase:   b.cfg.LeaseBase + 1,
 		consumers: make(map[*Consumer]struct{}),
 	}
+	q.due.Store(math.MaxInt64)
+	return q
 }
 
 // Name is the queue's name.
@@ -465,7 +477,7 @@ func (q *Queue) lease(owner *Consumer, now int64) Delivery {
 	if l.prev == nil {
 		// The FIFO's head, or in the heap: perhaps the queue's earliest
 		// deadline. (Behind the head, the scan loop wakes for the head.)
-		q.b.wakeBy(l.deadline)
+		q.dueBy(l.deadline)
 	}
 	q.winPush(l)
 	if owner != nil {
@@ -557,7 +569,7 @@ func (q *Queue) lastAttempt(attempt uint32) bool {
 // worked out (see retryWait).
 func (q *Queue) delay(id uint64, due int64) {
 	if d := q.delayed.peek(); d == nil || due < d.due {
-		q.b.wakeBy(due) // the earliest of this queue's delayed items
+		q.dueBy(due) // the earliest of this queue's delayed items
 	}
 	q.delayed.push(delayed{due: due, id: id})
 }
@@ -575,12 +587,35 @@ func (q *Queue) retryWait(n *Nack, attempts uint32) time.Duration {
 // promote makes the delayed items due at now ready, at the front of the
 // queue like any item handed back, earliest due first. It reports how many.
 func (q *Queue) promote(now int64) int {
+	if q.due.Load() > now {
+		return 0 // nothing due: see Queue.due
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var fx effects
 	q.promoteLocked(now, &fx)
+	q.resetDue()
 	q.report(&fx)
 	return fx.promoted
+}
+
+// dueBy records that the queue has a deadline or due time at t, and pokes
+// the scan loop if it would sleep past it. Called with q.mu held.
+func (q *Queue) dueBy(t int64) {
+	if t < q.due.Load() {
+		q.due.Store(t)
+	}
+	q.b.wakeBy(t)
+}
+
+// resetDue sets q.due to the queue's earliest deadline. Called with q.mu
+// held.
+func (q *Queue) resetDue() {
+	next := q.nextDeadline()
+	if next == 0 {
+		next = math.MaxInt64
+	}
+	q.due.Store(next)
 }
 
 func (q *Queue) promoteLocked(now int64, fx *effects) {
@@ -608,11 +643,20 @@ func (q *Queue) promoteLocked(now int64, fx *effects) {
 // and promotes the delayed items due at now, and returns the earliest
 // deadline left (unix nanoseconds; 0 if none).
 func (q *Queue) scan(now int64) int64 {
+	if due := q.due.Load(); due > now {
+		// Nothing due: see Queue.due. Its bound may be early (a settled
+		// lease), which only wakes the loop early.
+		if due == math.MaxInt64 {
+			return 0
+		}
+		return due
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var fx effects
 	q.expireLocked(now, &fx)
 	q.promoteLocked(now, &fx)
+	q.resetDue()
 	q.report(&fx)
 	next := q.nextDeadline()
 	if next != 0 && next <= now {
@@ -712,10 +756,14 @@ func (q *Queue) fail(cause state.Cause, now int64, fx *effects) {
 
 // expire returns the leases whose deadline is at or before now.
 func (q *Queue) expire(now int64) int {
+	if q.due.Load() > now {
+		return 0 // nothing due: see Queue.due
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var fx effects
 	q.expireLocked(now, &fx)
+	q.resetDue()
 	q.report(&fx)
 	return fx.expired
 }
@@ -1151,7 +1199,7 @@ func (q *Queue) extend(owner *Consumer, ext []Extend, now int64) []Refusal {
 			q.fifoRemove(l)
 			q.leases.push(l)
 		}
-		q.b.wakeBy(l.deadline) // an extension may shorten a lease
+		q.dueBy(l.deadline) // an extension may shorten a lease
 	}
 	return refused
 }
