@@ -112,8 +112,11 @@ type Stats struct {
 // consumers). Every change of s is a command of internal/state, applied
 // while the locks of the queues it names are held.
 type Queue struct {
-	b       *Broker
-	name    string
+	b    *Broker
+	name string
+	// nameArg is name as a log line's value, boxed once: boxed at each
+	// line, it was an allocation per scan that expired a lease.
+	nameArg any
 	idx     int // lock order
 	maxSize int
 	dead    *Queue // this queue's dead-letter queue; nil for a dead-letter queue
@@ -182,6 +185,7 @@ func newQueue(b *Broker, name string, s *state.Queue, maxSize, idx int, retryMin
 	q := &Queue{
 		b:         b,
 		name:      name,
+		nameArg:   name,
 		s:         s,
 		idx:       idx,
 		maxSize:   maxSize,
