@@ -510,7 +510,12 @@ func (q *Queue) unlease(l *lease) (id uint64, attempt uint32) {
 		}
 	}
 	id, attempt = l.id, l.attempt
-	*l = lease{heapIdx: -1}
+	// Zeroed field by field, not by assigning a lease{}: that is a typed
+	// clear of all five pointers, with a bulk write barrier while the
+	// collector marks. The four links are nil already (fifoRemove, the
+	// heap's remove and unlink leave them so), the owner alone is not.
+	l.id, l.attempt, l.lease, l.deadline, l.heapIdx = 0, 0, 0, 0, -1
+	l.owner = nil
 	if len(q.free) < maxFreeLeases {
 		q.free = append(q.free, l)
 	}
