@@ -540,7 +540,17 @@ func (b *Broker) Close() error {
 // (it sorts set). Acks with replies touch two queues; a fixed order keeps
 // two opposite acks from deadlocking.
 func lockQueues(set []*Queue) {
-	slices.SortFunc(set, func(a, b *Queue) int { return cmp.Compare(a.idx, b.idx) })
+	if len(set) <= 8 {
+		// The usual set is a queue and one reply queue: sorted in place
+		// here, without the generic sort's calls.
+		for i := 1; i < len(set); i++ {
+			for j := i; j > 0 && set[j].idx < set[j-1].idx; j-- {
+				set[j], set[j-1] = set[j-1], set[j]
+			}
+		}
+	} else {
+		slices.SortFunc(set, func(a, b *Queue) int { return cmp.Compare(a.idx, b.idx) })
+	}
 	for _, q := range set {
 		q.mu.Lock()
 	}
