@@ -264,8 +264,10 @@ type Broker struct {
 	// lastLSN is the highest LSN of the records the broker appended.
 	lastLSN atomic.Uint64
 
-	mu       sync.Mutex
-	draining bool
+	// draining is set once by Drain. It is read on every delivery (Next,
+	// Get), so it is an atomic rather than a field under a broker-wide
+	// mutex that every queue's hot path would take.
+	draining atomic.Bool
 
 	// wakeAt is when the scan loop will next scan (unix nanoseconds), or
 	// math.MaxInt64 while it scans: a queue that adds a deadline earlier
@@ -335,6 +337,7 @@ func New(cfg Config) (*Broker, error) {
 		// Every item of a recovered state is ready, but the retries that
 		// wait for their due time.
 		q.ready.rebuild(func(it *state.Item) { q.delayed.push(delayed{due: it.Due(), id: it.ID}) })
+		q.resetDue()
 	}
 	if cfg.ManualScan {
 		close(b.done)
@@ -485,9 +488,7 @@ func (b *Broker) PromoteDelayed() int {
 // what they hold are still taken. Consumer.Next returns ErrShutdown once its
 // consumer holds nothing; Get returns ErrShutdown at once.
 func (b *Broker) Drain() {
-	b.mu.Lock()
-	b.draining = true
-	b.mu.Unlock()
+	b.draining.Store(true)
 	for _, q := range b.order {
 		q.mu.Lock()
 		for c := range q.consumers {
@@ -498,11 +499,7 @@ func (b *Broker) Drain() {
 	}
 }
 
-func (b *Broker) isDraining() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.draining
-}
+func (b *Broker) isDraining() bool { return b.draining.Load() }
 
 // WaitSettled blocks until no queue has leased items, or ctx ends. It
 // reports whether everything was settled.
@@ -543,7 +540,17 @@ func (b *Broker) Close() error {
 // (it sorts set). Acks with replies touch two queues; a fixed order keeps
 // two opposite acks from deadlocking.
 func lockQueues(set []*Queue) {
-	slices.SortFunc(set, func(a, b *Queue) int { return cmp.Compare(a.idx, b.idx) })
+	if len(set) <= 8 {
+		// The usual set is a queue and one reply queue: sorted in place
+		// here, without the generic sort's calls.
+		for i := 1; i < len(set); i++ {
+			for j := i; j > 0 && set[j].idx < set[j-1].idx; j-- {
+				set[j], set[j-1] = set[j-1], set[j]
+			}
+		}
+	} else {
+		slices.SortFunc(set, func(a, b *Queue) int { return cmp.Compare(a.idx, b.idx) })
+	}
 	for _, q := range set {
 		q.mu.Lock()
 	}

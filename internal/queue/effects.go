@@ -46,13 +46,13 @@ func (q *Queue) logEffects(fx *effects) {
 	for _, d := range fx.dead {
 		// At a bounded rate: a worker that fails every task it takes would
 		// otherwise write a line per task.
-		q.b.deadLog.Note("item dead-lettered", d.why, "", "queue", q.name, "id", d.id, "attempts", d.attempts, "error", d.err)
+		q.b.deadLog.Note("item dead-lettered", d.why, "", "queue", q.nameArg, "id", d.id, "attempts", d.attempts, "error", d.err)
 	}
 	if fx.expired > 0 {
 		// At a bounded rate: the scan loop wakes for every deadline.
-		q.b.expiryLog.Note("leases expired; items back in the queue", "lease ran out", "", "queue", q.name, "count", fx.expired)
+		q.b.expiryLog.Note("leases expired; items back in the queue", "lease ran out", "", "queue", q.nameArg, "count", fx.expired)
 	}
 	if fx.promoted > 0 && q.b.log.IsDebug() { // its arguments would allocate on every scan
-		q.b.log.Debug("delayed items ready for their retry", "queue", q.name, "count", fx.promoted)
+		q.b.log.Debug("delayed items ready for their retry", "queue", q.nameArg, "count", fx.promoted)
 	}
 }

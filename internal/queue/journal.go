@@ -90,11 +90,21 @@ func (b *Broker) noteLSN(lsn uint64) {
 // record appends c, just applied, to the journal, and returns its LSN (0
 // when it is not logged). Called with the locks of the queues c names held
 // (q's among them; q's buffer encodes it).
+//
+// Without a journal it returns at once, inlined at every call: an
+// in-memory broker builds its commands only to apply them, and pays
+// neither their encoding nor a call for them.
 func (q *Queue) record(c state.Command) uint64 {
-	j := q.b.j
-	if j == nil {
+	if q.b.j == nil {
 		return 0
 	}
+	return q.append(c)
+}
+
+// append encodes c into q's buffer and appends it to the journal (see
+// record).
+func (q *Queue) append(c state.Command) uint64 {
+	j := q.b.j
 	q.rec = state.AppendCommand(q.rec[:0], c)
 	lsn, err := j.Append(q.rec)
 	if err == nil {

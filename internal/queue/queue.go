@@ -3,8 +3,10 @@ package queue
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/distq/distq/internal/state"
@@ -110,8 +112,11 @@ type Stats struct {
 // consumers). Every change of s is a command of internal/state, applied
 // while the locks of the queues it names are held.
 type Queue struct {
-	b       *Broker
-	name    string
+	b    *Broker
+	name string
+	// nameArg is name as a log line's value, boxed once: boxed at each
+	// line, it was an allocation per scan that expired a lease.
+	nameArg any
 	idx     int // lock order
 	maxSize int
 	dead    *Queue // this queue's dead-letter queue; nil for a dead-letter queue
@@ -141,7 +146,15 @@ type Queue struct {
 	leases   leaseHeap
 	free     []*lease // recycled lease records, zeroed
 	// Items nacked for a retry, until they are due: see delayed.go.
-	delayed   delayHeap
+	delayed delayHeap
+	// due is at or before the earliest lease deadline and delayed item's
+	// due time of the queue (math.MaxInt64: none), so that expire and
+	// promote, which the scan runs over every queue, skip a queue with
+	// nothing due without taking its lock. Lowered (dueBy) wherever a
+	// deadline is added, under mu; set exactly (resetDue) after a pass
+	// that looked at them all. A settle leaves it low: the next pass then
+	// takes the lock, finds nothing and sets it.
+	due       atomic.Int64
 	consumers map[*Consumer]struct{}
 	// nconsumers counts the consumers ever registered (their seq).
 	nconsumers uint64
@@ -169,9 +182,10 @@ type Queue struct {
 }
 
 func newQueue(b *Broker, name string, s *state.Queue, maxSize, idx int, retryMin, retryMax time.Duration) *Queue {
-	return &Queue{
+	q := &Queue{
 		b:         b,
 		name:      name,
+		nameArg:   name,
 		s:         s,
 		idx:       idx,
 		maxSize:   maxSize,
@@ -181,6 +195,8 @@ func newQueue(b *Broker, name string, s *state.Queue, maxSize, idx int, retryMin
 		winBase:   b.cfg.LeaseBase + 1,
 		consumers: make(map[*Consumer]struct{}),
 	}
+	q.due.Store(math.MaxInt64)
+	return q
 }
 
 // Name is the queue's name.
@@ -246,9 +262,25 @@ func (q *Queue) PutOnce(ctx context.Context, msgs []Message, nowait bool, timeou
 	named := id.Producer != (state.Producer{})
 	offset := 0 // the index in the request of msgs[0]
 	var timer <-chan time.Time
+	var t *time.Timer // the wait's, once it waited
+	var k putKey
+	inProgress := false // k is in q.inProgress, to be taken out at the end
+	// One deferred call for both, outside the loop: a defer in a loop (or
+	// more defers than the compiler open-codes for so many returns) sends
+	// every return through the runtime's slower path, waiting or not.
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+		if inProgress {
+			q.mu.Lock()
+			delete(q.inProgress, k)
+			q.mu.Unlock()
+		}
+	}()
 	q.mu.Lock()
 	if named {
-		k := putKey{id.Producer, id.Seq}
+		k = putKey{id.Producer, id.Seq}
 		if _, busy := q.inProgress[k]; busy {
 			q.mu.Unlock()
 			return nil, false, fmt.Errorf("%w: sequence %d of this producer into %q", ErrPutInProgress, id.Seq, q.name)
@@ -275,11 +307,7 @@ func (q *Queue) PutOnce(ctx context.Context, msgs []Message, nowait bool, timeou
 			q.inProgress = make(map[putKey]struct{})
 		}
 		q.inProgress[k] = struct{}{}
-		defer func() {
-			q.mu.Lock()
-			delete(q.inProgress, k)
-			q.mu.Unlock()
-		}()
+		inProgress = true
 	}
 	if ids == nil {
 		ids = make([]uint64, 0, len(msgs))
@@ -311,8 +339,7 @@ func (q *Queue) PutOnce(ctx context.Context, msgs []Message, nowait bool, timeou
 		ch := q.notFull.wait()
 		q.mu.Unlock()
 		if timer == nil && timeout > 0 {
-			t := time.NewTimer(timeout)
-			defer t.Stop()
+			t = time.NewTimer(timeout)
 			timer = t.C
 		}
 		select {
@@ -351,7 +378,10 @@ func storedIDs(rec *state.SeqRecord, max int) []uint64 {
 // from offset on. Called with q.mu held.
 func (q *Queue) put(msgs []Message, ids []uint64, id PutID, offset int) []uint64 {
 	first := q.s.NextID() + 1
-	cmd := state.Put{Queue: q.name, FirstID: first, Items: msgs}
+	// Declared, then filled: a composite literal is built in a temporary
+	// and copied, 96 bytes twice per put.
+	var cmd state.Put
+	cmd.Queue, cmd.FirstID, cmd.Items = q.name, first, msgs
 	if id.Producer != (state.Producer{}) {
 		cmd.Producer, cmd.Seq, cmd.Offset, cmd.BatchCRC = id.Producer, id.Seq, uint32(offset), id.CRC
 		cmd.DedupWindow = int64(q.b.cfg.DedupWindow)
@@ -451,7 +481,7 @@ func (q *Queue) lease(owner *Consumer, now int64) Delivery {
 	if l.prev == nil {
 		// The FIFO's head, or in the heap: perhaps the queue's earliest
 		// deadline. (Behind the head, the scan loop wakes for the head.)
-		q.b.wakeBy(l.deadline)
+		q.dueBy(l.deadline)
 	}
 	q.winPush(l)
 	if owner != nil {
@@ -480,7 +510,12 @@ func (q *Queue) unlease(l *lease) (id uint64, attempt uint32) {
 		}
 	}
 	id, attempt = l.id, l.attempt
-	*l = lease{heapIdx: -1}
+	// Zeroed field by field, not by assigning a lease{}: that is a typed
+	// clear of all five pointers, with a bulk write barrier while the
+	// collector marks. The four links are nil already (fifoRemove, the
+	// heap's remove and unlink leave them so), the owner alone is not.
+	l.id, l.attempt, l.lease, l.deadline, l.heapIdx = 0, 0, 0, 0, -1
+	l.owner = nil
 	if len(q.free) < maxFreeLeases {
 		q.free = append(q.free, l)
 	}
@@ -543,7 +578,7 @@ func (q *Queue) lastAttempt(attempt uint32) bool {
 // worked out (see retryWait).
 func (q *Queue) delay(id uint64, due int64) {
 	if d := q.delayed.peek(); d == nil || due < d.due {
-		q.b.wakeBy(due) // the earliest of this queue's delayed items
+		q.dueBy(due) // the earliest of this queue's delayed items
 	}
 	q.delayed.push(delayed{due: due, id: id})
 }
@@ -561,12 +596,35 @@ func (q *Queue) retryWait(n *Nack, attempts uint32) time.Duration {
 // promote makes the delayed items due at now ready, at the front of the
 // queue like any item handed back, earliest due first. It reports how many.
 func (q *Queue) promote(now int64) int {
+	if q.due.Load() > now {
+		return 0 // nothing due: see Queue.due
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var fx effects
 	q.promoteLocked(now, &fx)
+	q.resetDue()
 	q.report(&fx)
 	return fx.promoted
+}
+
+// dueBy records that the queue has a deadline or due time at t, and pokes
+// the scan loop if it would sleep past it. Called with q.mu held.
+func (q *Queue) dueBy(t int64) {
+	if t < q.due.Load() {
+		q.due.Store(t)
+	}
+	q.b.wakeBy(t)
+}
+
+// resetDue sets q.due to the queue's earliest deadline. Called with q.mu
+// held.
+func (q *Queue) resetDue() {
+	next := q.nextDeadline()
+	if next == 0 {
+		next = math.MaxInt64
+	}
+	q.due.Store(next)
 }
 
 func (q *Queue) promoteLocked(now int64, fx *effects) {
@@ -594,11 +652,20 @@ func (q *Queue) promoteLocked(now int64, fx *effects) {
 // and promotes the delayed items due at now, and returns the earliest
 // deadline left (unix nanoseconds; 0 if none).
 func (q *Queue) scan(now int64) int64 {
+	if due := q.due.Load(); due > now {
+		// Nothing due: see Queue.due. Its bound may be early (a settled
+		// lease), which only wakes the loop early.
+		if due == math.MaxInt64 {
+			return 0
+		}
+		return due
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var fx effects
 	q.expireLocked(now, &fx)
 	q.promoteLocked(now, &fx)
+	q.resetDue()
 	q.report(&fx)
 	next := q.nextDeadline()
 	if next != 0 && next <= now {
@@ -650,7 +717,8 @@ func (q *Queue) fail(cause state.Cause, now int64, fx *effects) {
 	for i := range failed {
 		dies = dies || failed[i].Outcome == state.OutcomeDead
 	}
-	cmd := state.Fail{Queue: q.name, Time: now, Cause: cause, Items: failed}
+	var cmd state.Fail // filled, not copied from a literal (see put)
+	cmd.Queue, cmd.Time, cmd.Cause, cmd.Items = q.name, now, cause, failed
 	var d *Queue
 	var ds *state.Queue
 	if dies {
@@ -691,16 +759,27 @@ func (q *Queue) fail(cause state.Cause, now int64, fx *effects) {
 	if ready > 0 {
 		q.readyGrew(ready)
 	}
-	clear(failed) // keeps no error strings alive
+	// Keeps no error strings alive. Field by field: clear (or a loop of
+	// whole zero elements, compiled into it) is a typed clear of the
+	// slice, with a bulk write barrier while the collector marks; here
+	// only Error, the one pointer, takes a barrier.
+	for i := range failed {
+		f := &failed[i]
+		f.ID, f.Attempts, f.Outcome, f.Due, f.Error = 0, 0, 0, 0, ""
+	}
 	q.failed = failed[:0]
 }
 
 // expire returns the leases whose deadline is at or before now.
 func (q *Queue) expire(now int64) int {
+	if q.due.Load() > now {
+		return 0 // nothing due: see Queue.due
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var fx effects
 	q.expireLocked(now, &fx)
+	q.resetDue()
 	q.report(&fx)
 	return fx.expired
 }
@@ -763,6 +842,13 @@ func (q *Queue) GetAppend(ctx context.Context, buf []Delivery, max int, nowait b
 		max = 1
 	}
 	var timer <-chan time.Time
+	var t *time.Timer // the wait's, once it waited
+	// Deferred outside the loop, so that it is open-coded (see PutOnce).
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
 	q.mu.Lock()
 	for {
 		if q.b.isDraining() {
@@ -800,8 +886,7 @@ func (q *Queue) GetAppend(ctx context.Context, buf []Delivery, max int, nowait b
 		drained := q.drained.wait()
 		q.mu.Unlock()
 		if timer == nil && timeout > 0 {
-			t := time.NewTimer(timeout)
-			defer t.Stop()
+			t = time.NewTimer(timeout)
 			timer = t.C
 		}
 		select {
@@ -969,7 +1054,8 @@ func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 		}
 		replyBytes = 0
 		first := run.s.NextID() + 1
-		cmd := state.SettleReply{Queue: q.name, ReplyQueue: run.name, IDs: runIDs, FirstReplyID: first, Replies: replies}
+		var cmd state.SettleReply // filled, not copied from a literal (see put)
+		cmd.Queue, cmd.ReplyQueue, cmd.IDs, cmd.FirstReplyID, cmd.Replies = q.name, run.name, runIDs, first, replies
 		_, inWindow := q.s.SettleReply(&cmd, run.s)
 		lsn := q.record(&cmd)
 		n := len(runIDs)
@@ -977,7 +1063,12 @@ func (q *Queue) ack(owner *Consumer, acks []Ack) []Refusal {
 		run.noteAdded(first, n, lsn)
 		run.st.PutTotal += uint64(n)
 		run.readyGrew(n)
-		clear(replies) // keeps no payload alive
+		// Keeps no payload alive: the two pointers of each reply, not a
+		// typed clear of the slice (see fail). (A loop of whole zero
+		// elements would be compiled into that clear.)
+		for i := range replies {
+			replies[i].Payload, replies[i].Headers = nil, nil
+		}
 		replies = replies[:0]
 		runIDs = runIDs[:0]
 	}
@@ -1129,7 +1220,7 @@ func (q *Queue) extend(owner *Consumer, ext []Extend, now int64) []Refusal {
 			q.fifoRemove(l)
 			q.leases.push(l)
 		}
-		q.b.wakeBy(l.deadline) // an extension may shorten a lease
+		q.dueBy(l.deadline) // an extension may shorten a lease
 	}
 	return refused
 }

@@ -127,10 +127,24 @@ func (t *table) insert(id uint64) (*Item, bool) {
 	return p, false
 }
 
+// clear blanks the slot s, keeping no payload alive. Field by field, as
+// setNew fills it: a pointer that is nil already takes no write barrier.
+func (s *Item) clear() {
+	s.ID = 0
+	s.ReplyTo = 0
+	s.Attempts = 0
+	if s.Payload != nil {
+		s.Payload = nil
+	}
+	if s.ext != nil {
+		s.ext = nil
+	}
+}
+
 // Remove deletes the item of id and reports whether it was there.
 func (t *table) Remove(id uint64) bool {
 	if b, s := t.slot(id); s != nil && s.ID == id {
-		*s = Item{} // keeps no payload alive
+		s.clear()
 		b.n--
 		t.inWin--
 		t.trim()
