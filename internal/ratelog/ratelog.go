@@ -58,14 +58,20 @@ type Log struct {
 	mu       sync.Mutex
 	logged   int            // events logged one by one this interval
 	counted  int            // events only counted this interval
-	byReason map[string]int // of the counted ones
+	byReason map[kind]int   // of the counted ones
 	byPeer   map[string]int // of the counted ones, by host
 	others   int            // counted ones from peers past maxPeers
 	timer    *time.Timer    // set while the interval has counted refusals
 	start    time.Time      // when this interval's first event came
 	closed   bool
-	totals   map[string]uint64 // every event since New, by reason
+	totals   map[kind]uint64 // every event since New, by reason
 }
+
+// kind is an event's msg and reason: a map key built without allocating,
+// as "msg: reason" was on every Note (an expired lease's, say).
+type kind struct{ msg, reason string }
+
+func (k kind) String() string { return k.msg + ": " + k.reason }
 
 // New returns a Log writing to log at cfg.Level.
 func New(log hclog.Logger, cfg Config) *Log {
@@ -94,9 +100,9 @@ func New(log hclog.Logger, cfg Config) *Log {
 		interval: cfg.Interval,
 		burst:    cfg.Burst,
 		maxPeers: cfg.MaxPeers,
-		byReason: make(map[string]int),
+		byReason: make(map[kind]int),
 		byPeer:   make(map[string]int),
-		totals:   make(map[string]uint64),
+		totals:   make(map[kind]uint64),
 	}
 }
 
@@ -107,7 +113,7 @@ func New(log hclog.Logger, cfg Config) *Log {
 // reason together name the kind in the summary.
 func (l *Log) Note(msg, reason, peer string, kv ...any) {
 	l.mu.Lock()
-	key := msg + ": " + reason
+	key := kind{msg, reason}
 	l.totals[key]++
 	if l.closed || l.logged < l.burst {
 		if l.logged == 0 && l.timer == nil {
@@ -142,7 +148,7 @@ func (l *Log) Totals() map[string]uint64 {
 	defer l.mu.Unlock()
 	out := make(map[string]uint64, len(l.totals))
 	for k, v := range l.totals {
-		out[k] = v
+		out[k.String()] += v
 	}
 	return out
 }
@@ -156,14 +162,18 @@ func (l *Log) flush() {
 	l.logged, l.counted, l.others = 0, 0, 0
 	l.timer = nil
 	if counted > 0 {
-		l.byReason = make(map[string]int)
+		l.byReason = make(map[kind]int)
 		l.byPeer = make(map[string]int)
 	}
 	l.mu.Unlock()
 	if counted == 0 {
 		return
 	}
-	args := []any{"count", counted, "in", since.Round(time.Second), "by_reason", top(byReason, len(byReason), 0)}
+	reasons := make(map[string]int, len(byReason))
+	for k, v := range byReason {
+		reasons[k.String()] += v
+	}
+	args := []any{"count", counted, "in", since.Round(time.Second), "by_reason", top(reasons, len(reasons), 0)}
 	if len(byPeer) > 0 || others > 0 {
 		args = append(args, "top_peers", top(byPeer, 10, others))
 	}
