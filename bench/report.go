@@ -31,6 +31,9 @@ type Report struct {
 	// against the peers' (issue 11).
 	ClosedLoop  []ClosedLoopRow  `json:"closed_loop,omitempty"`
 	Comparisons []PeerComparison `json:"peer_comparisons,omitempty"`
+	// Idle is the idle scenario: many connected slaves with nothing to
+	// do, and what they cost the master and themselves (issue 11).
+	Idle []IdleRow `json:"idle,omitempty"`
 
 	// Problems are things that went wrong without spoiling a figure (a
 	// slave that did not exit by itself, a goal missed).
@@ -60,6 +63,10 @@ type Settings struct {
 	PutLatencySeconds float64 `json:"put_latency_seconds"`
 	ClosedLoopTrips   int     `json:"closed_loop_trips"`
 	PeerTasks         int     `json:"peer_tasks"`
+	IdleSlaves        int     `json:"idle_slaves"`
+	IdleProcesses     int     `json:"idle_processes"`
+	IdlePrefetch      int     `json:"idle_prefetch"`
+	IdleSeconds       float64 `json:"idle_window_seconds"`
 }
 
 // ThroughputRow is one scenario/configuration measured over several runs.
