@@ -19,14 +19,17 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/distq/distq/internal/gcpercent"
+	master "github.com/distq/distq/internal/server"
 	pb "github.com/distq/distq/proto/distq/v1"
 )
 
 // The transport floors: what grpc-go alone does on this machine, measured
 // with grpc-go's own benchmark service (the streaming echo its benchmarks
-// use) and none of distq's code. A task cannot cross a master and a slave
-// faster than a round trip of it, nor can 1,000 consumers move more tasks
-// than its round trips allow with a credit's worth of tasks per message.
+// use) and none of distq's code, with the flow-control windows the master
+// and the Go client set (internal/server.StreamWindow: no bandwidth-delay
+// probing). A task cannot cross a master and a slave faster than a round
+// trip of it, nor can 1,000 consumers move more tasks than its round trips
+// allow with a credit's worth of tasks per message.
 
 // runGRPCEcho serves grpc-go's benchmark service on 127.0.0.1:0, writes the
 // address to -addr-file, and serves until it is stopped.
@@ -43,7 +46,8 @@ func runGRPCEcho(ctx context.Context, args []string, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	stop := benchmark.StartServer(benchmark.ServerInfo{Type: "protobuf", Listener: l})
+	stop := benchmark.StartServer(benchmark.ServerInfo{Type: "protobuf", Listener: l},
+		grpc.InitialWindowSize(master.StreamWindow), grpc.InitialConnWindowSize(master.ConnWindow))
 	defer stop()
 	tmp := *addrFile + ".tmp"
 	if err := os.WriteFile(tmp, []byte(l.Addr().String()+"\n"), 0o644); err != nil {
@@ -91,7 +95,8 @@ func runGRPCPing(ctx context.Context, args []string, stdout io.Writer) error {
 	gcpercent.Set(gcpercent.Slave)
 	streams := make([]testpb.BenchmarkService_StreamingCallClient, *conns)
 	for i := range streams {
-		conn, err := grpc.NewClient(*server, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(*server, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithInitialWindowSize(master.StreamWindow), grpc.WithInitialConnWindowSize(master.ConnWindow))
 		if err != nil {
 			return err
 		}

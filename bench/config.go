@@ -115,7 +115,7 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.IdleSlaves, "idle-slaves", 0, "connected slaves of the idle scenario (default 10000, quick 2000)")
 	fs.IntVar(&c.IdleProcs, "idle-procs", 4, "processes the idle scenario's slaves are spread over")
 	fs.IntVar(&c.IdlePrefetch, "idle-prefetch", 16, "prefetch (credit) of each idle slave")
-	fs.DurationVar(&c.IdleWindow, "idle-window", 0, "how long the idle scenario measures CPU (default 15s, quick 5s)")
+	fs.DurationVar(&c.IdleWindow, "idle-window", 0, "how long the idle scenario measures CPU (default 65s: every connection's 60 s keepalive ping falls in it; quick 5s)")
 	only := fs.String("only", "", "comma-separated scenarios to run: "+strings.Join(allScenarios, ","))
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -198,7 +198,9 @@ func (c *Config) defaults() {
 		}
 	}
 	if c.IdleWindow == 0 {
-		c.IdleWindow = 15 * time.Second
+		// Longer than the Go client's keepalive (a ping per silent
+		// connection every 60 s), so that every connection pings once.
+		c.IdleWindow = 65 * time.Second
 		if c.Quick {
 			c.IdleWindow = 5 * time.Second
 		}
