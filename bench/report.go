@@ -87,6 +87,17 @@ type ThroughputRow struct {
 	GRPCFloor float64 `json:"grpc_floor_tasks_per_s,omitempty"`
 	// Estimate combines the floor with the 2-slave demo (see manyEstimate).
 	Estimate float64 `json:"estimate_tasks_per_s,omitempty"`
+	// CPUPerTask is the CPU time per task of every process of the run
+	// (master and slaves or consumers; the consumers' logins and shutdown left out),
+	// in µs, median of the runs (demo and many-slaves rows);
+	// FloorCPUPerTask the same of the grpc-go floor (its server and
+	// clients, per round trip over the credit), and CPUEstimate the
+	// demo K=2's plus the floor's (many-slaves only). On a shared
+	// machine these hold still when the share of the cores a run gets
+	// does not.
+	CPUPerTask      float64 `json:"cpu_us_per_task,omitempty"`
+	FloorCPUPerTask float64 `json:"floor_cpu_us_per_task,omitempty"`
+	CPUEstimate     float64 `json:"cpu_estimate_us_per_task,omitempty"`
 	// VsInMemory is Median / the in-memory median measured interleaved
 	// with it (durable rows only), and Goal the least it should be.
 	VsInMemory float64 `json:"vs_in_memory,omitempty"`

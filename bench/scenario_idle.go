@@ -90,7 +90,7 @@ func (s *Suite) idle(ctx context.Context) error {
 	}
 
 	all := append([]*Proc{master}, consumers...)
-	cpu0, err := cpuOf(all)
+	cpu0, err := cpuEach(all)
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func (s *Suite) idle(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	cpu1, err := cpuOf(all)
+	cpu1, err := cpuEach(all)
 	if err != nil {
 		return err
 	}
@@ -143,8 +143,8 @@ func (s *Suite) idle(ctx context.Context) error {
 	return StopAll(ctx, 30*time.Second, master)
 }
 
-// cpuOf is the CPU seconds each process has used so far, in order.
-func cpuOf(ps []*Proc) ([]float64, error) {
+// cpuEach is the CPU seconds each process has used so far, in order.
+func cpuEach(ps []*Proc) ([]float64, error) {
 	out := make([]float64, len(ps))
 	for i, p := range ps {
 		sec, err := cpuSeconds(p.Pid())
