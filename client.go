@@ -113,9 +113,15 @@ func NewClient(addr string, opts Options) (*Client, error) {
 		grpc.WithStatsHandler(transports),
 		grpc.WithPerRPCCredentials(ac),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(opts.MaxMessageSize)),
+		// A ping every minute on a silent connection (not more often:
+		// each costs both ends a wake-up and system calls, which adds up
+		// over thousands of idle slaves), so that a master cut off by
+		// the network is noticed within 80 s and the client reconnects;
+		// the master does not ping clients that ping it (see
+		// server.DefaultKeepaliveTime).
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{
-			Time:                10 * time.Second,
-			Timeout:             5 * time.Second,
+			Time:                time.Minute,
+			Timeout:             20 * time.Second,
 			PermitWithoutStream: true,
 		}),
 		reconnect,

@@ -26,6 +26,10 @@ type ConsumersResult struct {
 // client has authenticated.
 const readyPrefix = "ready "
 
+// consumingPrefix starts the line the consumers subcommand prints, with
+// -expect N, once the task queue has N consumers (its own and others').
+const consumingPrefix = "consuming "
+
 // runConsumers opens n clients, each its own connection (NewClient), runs
 // a Worker with concurrency 1 on each, squaring like cmd/slave, until the
 // task queue is closed and drained.
@@ -35,11 +39,12 @@ func runConsumers(ctx context.Context, args []string, stdout io.Writer) error {
 	cf.register(fs)
 	n := fs.Int("n", 250, "consumers (connections)")
 	prefetch := fs.Int("prefetch", 2, "worker prefetch")
+	expect := fs.Int("expect", 0, "once the task queue has this many consumers (of every process), print \""+consumingPrefix+"N\" (0: do not wait)")
 	if err := cf.parse(fs, args); err != nil {
 		return err
 	}
-	if *n < 1 || *prefetch < 1 {
-		return errors.New("-n and -prefetch must be positive")
+	if *n < 1 || *prefetch < 1 || *expect < 0 {
+		return errors.New("-n and -prefetch must be positive, -expect at least 0")
 	}
 	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
 	defer cancel()
@@ -95,6 +100,14 @@ func runConsumers(ctx context.Context, args []string, stdout io.Writer) error {
 				errs <- fmt.Errorf("worker: %w", err)
 			}
 		}()
+	}
+	if *expect > 0 {
+		// Asked on the first client's connection every 10 ms until
+		// then, and never after: the idle scenario measures from here.
+		if err := waitSlaves(ctx, clients[0].Queue("tasks"), *expect); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s%d\n", consumingPrefix, *expect)
 	}
 	wg.Wait()
 	if ctx.Err() != nil {

@@ -25,9 +25,11 @@ import (
 
 // The transport floors: what grpc-go alone does on this machine, measured
 // with grpc-go's own benchmark service (the streaming echo its benchmarks
-// use) and none of distq's code. A task cannot cross a master and a slave
-// faster than a round trip of it, nor can 1,000 consumers move more tasks
-// than its round trips allow with a credit's worth of tasks per message.
+// use) and none of distq's code, with the flow-control windows the master
+// and the Go client set (internal/window: no bandwidth-delay
+// probing). A task cannot cross a master and a slave faster than a round
+// trip of it, nor can 1,000 consumers move more tasks than its round trips
+// allow with a credit's worth of tasks per message.
 
 // runGRPCEcho serves grpc-go's benchmark service on 127.0.0.1:0, writes the
 // address to -addr-file, and serves until it is stopped.
@@ -44,8 +46,6 @@ func runGRPCEcho(ctx context.Context, args []string, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// With distq's flow-control windows (internal/window), as the master
-	// has: the floor is the same transport with none of distq's code.
 	stop := benchmark.StartServer(benchmark.ServerInfo{Type: "protobuf", Listener: l}, window.ServerOptions()...)
 	defer stop()
 	tmp := *addrFile + ".tmp"

@@ -27,10 +27,12 @@ const (
 	// One task in flight, and the peers in the same run (issue 11 §1).
 	scenarioClosedLoop = "closed-loop"
 	scenarioPeers      = "peers"
+	// Many connected slaves with nothing to do (issue 11 §2).
+	scenarioIdle = "idle"
 )
 
 var allScenarios = []string{scenarioDemo, scenarioPython, scenarioProducer, scenarioDurable, scenarioLatency,
-	scenarioClosedLoop, scenarioPeers, scenarioDurableLatency, scenarioMetrics, scenarioMemory, scenarioRestart, scenarioMany}
+	scenarioClosedLoop, scenarioPeers, scenarioDurableLatency, scenarioMetrics, scenarioMemory, scenarioRestart, scenarioIdle, scenarioMany}
 
 // Config is the suite's command line. Zero sizes take the defaults of the
 // full or the -quick run.
@@ -63,6 +65,10 @@ type Config struct {
 	ClosedN         int    // closed-loop trips per row
 	PeerN           int    // tasks per peer throughput run
 	RedisServer     string // the redis-server binary
+	IdleSlaves      int
+	IdleProcs       int
+	IdlePrefetch    int
+	IdleWindow      time.Duration
 
 	Only map[string]bool // nil: every scenario
 }
@@ -106,6 +112,10 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.ClosedN, "closed-n", 0, "trips of each closed-loop latency row, distq's and the peers' (default 20000, quick 2000)")
 	fs.IntVar(&c.PeerN, "peer-n", 0, "tasks per peer throughput run (default 30000, quick 5000)")
 	fs.StringVar(&c.RedisServer, "redis-server", "redis-server", "the redis-server binary of the Redis peer (its rows are skipped when it is not found)")
+	fs.IntVar(&c.IdleSlaves, "idle-slaves", 0, "connected slaves of the idle scenario (default 10000, quick 2000)")
+	fs.IntVar(&c.IdleProcs, "idle-procs", 4, "processes the idle scenario's slaves are spread over")
+	fs.IntVar(&c.IdlePrefetch, "idle-prefetch", 16, "prefetch (credit) of each idle slave")
+	fs.DurationVar(&c.IdleWindow, "idle-window", 0, "how long the idle scenario measures CPU (default 65s: every connection's 60 s keepalive ping falls in it; quick 5s)")
 	only := fs.String("only", "", "comma-separated scenarios to run: "+strings.Join(allScenarios, ","))
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -137,6 +147,9 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 			c.Only[s] = true
 		}
 	}
+	if c.IdleSlaves < 0 || c.IdleProcs < 1 || c.IdlePrefetch < 1 || c.IdleWindow < 0 {
+		return c, errors.New("-idle-procs and -idle-prefetch must be positive, -idle-slaves and -idle-window at least 0 (0: the default)")
+	}
 	if c.ClosedN < 0 || c.PeerN < 0 {
 		return c, errors.New("-closed-n and -peer-n must be at least 0 (0: the default)")
 	}
@@ -163,6 +176,7 @@ func (c *Config) defaults() {
 	pick(&c.ClosedN, 20000, 2000)
 	pick(&c.PeerN, 30000, 5000)
 	pick(&c.ManyConsumers, 1000, 200)
+	pick(&c.IdleSlaves, 10000, 2000)
 	pick(&c.ManyN, c.DemoN, c.DemoN)
 	pick(&c.ManyRuns, c.Runs, 1)
 	if c.LatencyDuration == 0 {
@@ -181,6 +195,14 @@ func (c *Config) defaults() {
 		c.ManyPrefetch = []int{2, 16, 256}
 		if c.Quick {
 			c.ManyPrefetch = []int{2, 256}
+		}
+	}
+	if c.IdleWindow == 0 {
+		// Longer than the Go client's keepalive (a ping per silent
+		// connection every 60 s), so that every connection pings once.
+		c.IdleWindow = 65 * time.Second
+		if c.Quick {
+			c.IdleWindow = 5 * time.Second
 		}
 	}
 	if c.FloorDuration == 0 {
@@ -257,5 +279,9 @@ func (c *Config) settings() Settings {
 		PutLatencySeconds: c.PutLatencyDur.Seconds(),
 		ClosedLoopTrips:   c.ClosedN,
 		PeerTasks:         c.PeerN,
+		IdleSlaves:        c.IdleSlaves,
+		IdleProcesses:     c.IdleProcs,
+		IdlePrefetch:      c.IdlePrefetch,
+		IdleSeconds:       c.IdleWindow.Seconds(),
 	}
 }

@@ -15,6 +15,9 @@ type DemoResult struct {
 	Elapsed time.Duration
 	Rate    float64 // tasks/s
 	Extra   string  // the "demo redelivered ..." line
+	// CPU is the CPU seconds the master and its helpers used over the
+	// whole run (set by the scenario, not parsed).
+	CPU float64
 }
 
 // ParseDemo reads the summary a master prints at the end of -demo:

@@ -81,6 +81,32 @@ func (ps *Procs) KillAll() {
 	}
 }
 
+// CPUSeconds is the CPU time (user and system, every thread) the child
+// has used: in all once it has exited, so far while it runs.
+func (p *Proc) CPUSeconds() (float64, error) {
+	if p.Exited() {
+		st := p.cmd.ProcessState
+		if st == nil {
+			return 0, errors.New("no exit state")
+		}
+		return (st.UserTime() + st.SystemTime()).Seconds(), nil
+	}
+	return cpuSeconds(p.Pid())
+}
+
+// cpuOf is the CPU seconds the processes have used, added up.
+func cpuOf(ps ...*Proc) (float64, error) {
+	total := 0.0
+	for _, p := range ps {
+		sec, err := p.CPUSeconds()
+		if err != nil {
+			return 0, p.failure(err)
+		}
+		total += sec
+	}
+	return total, nil
+}
+
 // Pid is the child's process id.
 func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 

@@ -31,6 +31,9 @@ type Report struct {
 	// against the peers' (issue 11).
 	ClosedLoop  []ClosedLoopRow  `json:"closed_loop,omitempty"`
 	Comparisons []PeerComparison `json:"peer_comparisons,omitempty"`
+	// Idle is the idle scenario: many connected slaves with nothing to
+	// do, and what they cost the master and themselves (issue 11).
+	Idle []IdleRow `json:"idle,omitempty"`
 
 	// Problems are things that went wrong without spoiling a figure (a
 	// slave that did not exit by itself, a goal missed).
@@ -60,6 +63,10 @@ type Settings struct {
 	PutLatencySeconds float64 `json:"put_latency_seconds"`
 	ClosedLoopTrips   int     `json:"closed_loop_trips"`
 	PeerTasks         int     `json:"peer_tasks"`
+	IdleSlaves        int     `json:"idle_slaves"`
+	IdleProcesses     int     `json:"idle_processes"`
+	IdlePrefetch      int     `json:"idle_prefetch"`
+	IdleSeconds       float64 `json:"idle_window_seconds"`
 }
 
 // ThroughputRow is one scenario/configuration measured over several runs.
@@ -80,6 +87,17 @@ type ThroughputRow struct {
 	GRPCFloor float64 `json:"grpc_floor_tasks_per_s,omitempty"`
 	// Estimate combines the floor with the 2-slave demo (see manyEstimate).
 	Estimate float64 `json:"estimate_tasks_per_s,omitempty"`
+	// CPUPerTask is the CPU time per task of every process of the run
+	// (master and slaves or consumers; the consumers' logins and shutdown left out),
+	// in µs, median of the runs (demo and many-slaves rows);
+	// FloorCPUPerTask the same of the grpc-go floor (its server and
+	// clients, per round trip over the credit), and CPUEstimate the
+	// demo K=2's plus the floor's (many-slaves only). On a shared
+	// machine these hold still when the share of the cores a run gets
+	// does not.
+	CPUPerTask      float64 `json:"cpu_us_per_task,omitempty"`
+	FloorCPUPerTask float64 `json:"floor_cpu_us_per_task,omitempty"`
+	CPUEstimate     float64 `json:"cpu_estimate_us_per_task,omitempty"`
 	// VsInMemory is Median / the in-memory median measured interleaved
 	// with it (durable rows only), and Goal the least it should be.
 	VsInMemory float64 `json:"vs_in_memory,omitempty"`

@@ -15,23 +15,25 @@ var demoSlaves = []int{1, 2, 4}
 func (s *Suite) demo(ctx context.Context) error {
 	n := s.cfg.DemoN
 	for _, k := range demoSlaves {
-		var rates []float64
+		var rates, cpus []float64
 		for run := 1; run <= s.cfg.Runs; run++ {
 			res, err := s.demoRun(ctx, n, k)
 			if err != nil {
 				return fmt.Errorf("K=%d run %d: %w", k, run, err)
 			}
 			rates = append(rates, res.Rate)
+			cpus = append(cpus, res.CPU/float64(n)*1e6)
 			s.logf("   demo K=%d run %d/%d: %s tasks/s (%s)", k, run, s.cfg.Runs, fmtRate(res.Rate), res.Elapsed)
 		}
 		s.rep.Throughput = append(s.rep.Throughput, ThroughputRow{
-			Scenario: scenarioDemo,
-			Config:   "K=" + strconv.Itoa(k),
-			Slaves:   k,
-			Tasks:    n,
-			Runs:     rates,
-			Spread:   Summarize(rates),
-			Notes:    fmt.Sprintf("master -demo %s + %d slave process(es), -prefetch %d", fmtCount(n), k, s.cfg.Prefetch),
+			Scenario:   scenarioDemo,
+			Config:     "K=" + strconv.Itoa(k),
+			Slaves:     k,
+			Tasks:      n,
+			Runs:       rates,
+			Spread:     Summarize(rates),
+			CPUPerTask: Summarize(cpus).Median,
+			Notes:      fmt.Sprintf("master -demo %s + %d slave process(es), -prefetch %d", fmtCount(n), k, s.cfg.Prefetch),
 		})
 	}
 	return nil
@@ -71,6 +73,9 @@ func (s *Suite) demoRunWith(ctx context.Context, n, k int, slaveExtra func(i int
 		if !stuck[p] && p.err != nil {
 			return res, p.failure(fmt.Errorf("exited after the demo: %w", p.err))
 		}
+	}
+	if len(stuck) == 0 {
+		res.CPU, _ = cpuOf(append([]*Proc{master}, slaves...)...)
 	}
 	return res, nil
 }

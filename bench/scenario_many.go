@@ -30,7 +30,7 @@ func (s *Suite) many(ctx context.Context) error {
 // manyRow measures one credit.
 func (s *Suite) manyRow(ctx context.Context, prefetch int) error {
 	n, total := s.cfg.ManyN, s.cfg.ManyConsumers
-	var rates, connects []float64
+	var rates, connects, cpus []float64
 	var peak int64
 	for run := 1; run <= s.cfg.ManyRuns; run++ {
 		res, rss, connect, err := s.manyRun(ctx, n, total, prefetch)
@@ -38,12 +38,13 @@ func (s *Suite) manyRow(ctx context.Context, prefetch int) error {
 			return fmt.Errorf("run %d: %w", run, err)
 		}
 		rates = append(rates, res.Rate)
+		cpus = append(cpus, res.CPU/float64(n)*1e6)
 		connects = append(connects, connect)
 		peak = max(peak, rss)
 		s.logf("   many-slaves %d consumers, prefetch %d, run %d/%d: %s tasks/s, master peak RSS %s, connect %.2fs",
 			total, prefetch, run, s.cfg.ManyRuns, fmtRate(res.Rate), fmtBytes(rss), connect)
 	}
-	floor, err := s.manyFloor(ctx, total, prefetch)
+	floor, floorCPU, err := s.manyFloor(ctx, total, prefetch)
 	if err != nil {
 		return fmt.Errorf("grpc-go floor: %w", err)
 	}
@@ -57,6 +58,9 @@ func (s *Suite) manyRow(ctx context.Context, prefetch int) error {
 		Spread:    Summarize(rates),
 		PeakRSS:   peak,
 		GRPCFloor: floor,
+		// µs per task over every process, logins left out.
+		CPUPerTask:      Summarize(cpus).Median,
+		FloorCPUPerTask: floorCPU,
 	}
 	notes := []string{
 		fmt.Sprintf("%d procs x %d Workers (conc 1)", s.cfg.ManyProcs, total/s.cfg.ManyProcs),
@@ -69,6 +73,13 @@ func (s *Suite) manyRow(ctx context.Context, prefetch int) error {
 		estimate := manyEstimate(d.Median, floor)
 		row.Estimate = estimate
 		notes = append(notes, fmt.Sprintf("estimate %s (%+.0f%%)", fmtRate(estimate), (estimate/d.Median-1)*100))
+		if d.CPUPerTask > 0 && row.CPUPerTask > 0 && floorCPU > 0 {
+			// The same comparison in CPU time, which the share of the
+			// cores each run got on a shared machine does not move.
+			row.CPUEstimate = d.CPUPerTask + floorCPU
+			notes = append(notes, fmt.Sprintf("CPU/task %.2f µs, estimate %.2f (demo K=2 %.2f + floor %.2f): ×%.2f of the estimate",
+				row.CPUPerTask, row.CPUEstimate, d.CPUPerTask, floorCPU, row.CPUEstimate/row.CPUPerTask))
+		}
 		verdict := "goal met"
 		if diff < -manyGoal {
 			verdict = "BELOW GOAL"
@@ -106,15 +117,16 @@ func manyEstimate(demo, floor float64) float64 {
 	return 1 / (1/demo + 1/floor)
 }
 
-// manyFloor is what grpc-go alone allows total consumers with this credit:
+// manyFloor is what grpc-go alone allows total consumers with this credit,
+// and the CPU its processes (server and clients) spent per task, in µs:
 // as many connections to grpc-go's benchmark server, spread over the same
 // processes, each running round trips of a credit's worth of deliveries
 // (creditBytes) each way back to back, times the credit. No consumer can
 // do better: one message each way per credit is the fewest there can be.
-func (s *Suite) manyFloor(ctx context.Context, total, prefetch int) (float64, error) {
+func (s *Suite) manyFloor(ctx context.Context, total, prefetch int) (float64, float64, error) {
 	echo, addr, err := s.env.StartEcho(ctx)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer echo.Kill()
 	size := strconv.Itoa(creditBytes(prefetch))
@@ -127,24 +139,33 @@ func (s *Suite) manyFloor(ctx context.Context, total, prefetch int) (float64, er
 			"-size", size, "-duration", s.cfg.FloorDuration.String(), "-start-at", startAt)
 		if err != nil {
 			s.env.Procs.KillAll()
-			return 0, err
+			return 0, 0, err
 		}
 		pings = append(pings, p)
 	}
-	var perSecond float64
+	var perSecond, trips float64
 	for _, p := range pings {
 		var res LoadResult
 		if err := p.Wait(ctx, floorConnect+s.cfg.FloorDuration+2*time.Minute); err != nil {
 			s.env.Procs.KillAll()
-			return 0, err
+			return 0, 0, err
 		}
 		if err := lastJSON(p.Stdout(), &res); err != nil {
 			s.env.Procs.KillAll()
-			return 0, p.failure(err)
+			return 0, 0, p.failure(err)
 		}
 		perSecond += float64(res.RoundTrips) / res.Seconds
+		trips += float64(res.RoundTrips)
 	}
-	return perSecond * float64(prefetch), StopAll(ctx, 15*time.Second, echo)
+	if err := StopAll(ctx, 15*time.Second, echo); err != nil {
+		return 0, 0, err
+	}
+	// The pings' connecting is in it too: without logins, a small part.
+	cpu, err := cpuOf(append([]*Proc{echo}, pings...)...)
+	if err != nil || trips == 0 {
+		return perSecond * float64(prefetch), 0, err
+	}
+	return perSecond * float64(prefetch), cpu / (trips * float64(prefetch)) * 1e6, nil
 }
 
 // share is process i's part of total spread over procs.
@@ -177,7 +198,19 @@ func (s *Suite) manyRun(ctx context.Context, n, total, prefetch int) (DemoResult
 		}
 		consumers = append(consumers, p)
 	}
+	// The CPU of the run, logins left out: from when every consumer has
+	// logged in to the master's exit, once the last result is in (the
+	// consumers' shutdown after it, about a second of CPU for 1,000, left
+	// out too).
+	for _, p := range consumers {
+		if _, err := p.WaitLine(ctx, 5*time.Minute, func(l string) bool { return strings.HasPrefix(l, readyPrefix) }); err != nil {
+			s.env.Procs.KillAll()
+			return DemoResult{}, 0, 0, err
+		}
+	}
+	cpu0, cpuErr := cpuOf(append([]*Proc{master}, consumers...)...)
 	res, err := finishDemo(ctx, master, n, consumers)
+	cpu1, cpuErr1 := cpuOf(append([]*Proc{master}, consumers...)...)
 	peak := <-peakc
 	if err != nil {
 		s.env.Procs.KillAll()
@@ -200,6 +233,9 @@ func (s *Suite) manyRun(ctx context.Context, n, total, prefetch int) (DemoResult
 			return res, peak, 0, p.failure(err)
 		}
 		connect = max(connect, cr.ConnectSeconds)
+	}
+	if cpuErr == nil && cpuErr1 == nil {
+		res.CPU = cpu1 - cpu0
 	}
 	return res, peak, connect, nil
 }

@@ -137,6 +137,7 @@ func (s *Suite) runAll(ctx context.Context) error {
 		{scenarioMetrics, s.metrics},
 		{scenarioMemory, s.memory},
 		{scenarioRestart, s.restart},
+		{scenarioIdle, s.idle},
 		{scenarioMany, s.many},
 	}
 	for _, st := range steps {

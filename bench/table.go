@@ -128,6 +128,7 @@ func WriteTables(w io.Writer, r *Report) {
 
 	writeRestart(w, r)
 	writePutLatency(w, r)
+	writeIdle(w, r)
 
 	if len(r.Problems) > 0 {
 		fmt.Fprintln(w, "\nPROBLEMS")
@@ -211,6 +212,28 @@ func writeRestart(w io.Writer, r *Report) {
 	}
 	t.Render(w)
 }
+
+// writeIdle prints the idle scenario.
+func writeIdle(w io.Writer, r *Report) {
+	if len(r.Idle) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nIDLE SLAVES (each its own connection and Consume stream with credit, the task queue empty; CPU as % of one core over the window)")
+	t := &Table{
+		Header: []string{"slaves", "window", "master CPU", "master RSS before", "with slaves", "bytes/slave", "consumers CPU", "consumers RSS", "bytes/slave", "notes"},
+		Right:  map[int]bool{0: true, 1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true},
+	}
+	for _, x := range r.Idle {
+		t.Rows = append(t.Rows, []string{fmtCount(x.Slaves), fmtMs(x.Window * 1000), fmtPercent(x.MasterCPU), fmtBytes(x.RSSBefore), fmtBytes(x.RSS),
+			strconv.FormatFloat(x.PerSlave, 'f', 0, 64), fmtPercent(x.ConsumersCPU), fmtBytes(x.ConsumersRSS),
+			strconv.FormatFloat(float64(x.ConsumersRSS)/float64(max(x.Slaves, 1)), 'f', 0, 64),
+			fmt.Sprintf("%d processes, prefetch %d, connect %.1fs; %s", x.Processes, x.Prefetch, x.ConnectSeconds, x.Notes)})
+	}
+	t.Render(w)
+}
+
+// fmtPercent formats a share (0.0123) as a percentage ("1.23 %").
+func fmtPercent(v float64) string { return strconv.FormatFloat(v*100, 'f', 2, 64) + " %" }
 
 // writePutLatency prints the durable-latency scenario.
 func writePutLatency(w io.Writer, r *Report) {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -73,6 +74,7 @@ type connAddr struct{ local, remote string }
 // trackedConn is an accepted connection.
 type trackedConn struct {
 	net.Conn
+	raw        syscall.RawConn // the socket under Conn, for ReadOnReady; nil if none
 	g          *connGuard
 	addr       connAddr
 	acceptedAt time.Time
@@ -127,6 +129,7 @@ func (g *connGuard) Accept() (net.Conn, error) {
 func (g *connGuard) admit(c net.Conn) *trackedConn {
 	tc := &trackedConn{
 		Conn:       c,
+		raw:        rawOf(c),
 		g:          g,
 		addr:       connAddr{c.LocalAddr().String(), c.RemoteAddr().String()},
 		acceptedAt: time.Now(),
