@@ -240,6 +240,11 @@ func (s *queueService) Consume(stream pb.QueueService_ConsumeServer) error {
 			continue
 		case errors.Is(err, queue.ErrClosed):
 			log.Debug("queue closed and drained; ending consumer")
+			// Said on the wire, so that the end cannot be taken for the
+			// one that follows a consumer's own half-close.
+			if serr := send(&pb.ConsumeResponse{Closed: true}); serr != nil {
+				return serr
+			}
 			return nil
 		case errors.Is(err, queue.ErrShutdown):
 			return errShutdown

@@ -520,13 +520,48 @@ func TestConsumeEndsCleanlyWhenClosedAndDrained(t *testing.T) {
 	if err := stream.Send(&pb.ConsumeRequest{Acks: acksOf(ds)}); err != nil {
 		t.Fatal(err)
 	}
-	if extra, err := recvEnd(t, stream); err != io.EOF || extra != 0 {
-		t.Fatalf("got %v after %d deliveries, want io.EOF", err, extra)
+	if extra, closed, err := recvEndClosed(t, stream); err != io.EOF || extra != 0 || !closed {
+		t.Fatalf("got %v after %d deliveries, closed %v; want io.EOF after a closed response", err, extra, closed)
 	}
 	// A consumer that arrives after the end gets its clean end at once.
 	late, _ := consume(t, qc, "tasks", 1)
-	if _, err := recvEnd(t, late); err != io.EOF {
-		t.Fatalf("late consumer: %v, want io.EOF", err)
+	if _, closed, err := recvEndClosed(t, late); err != io.EOF || !closed {
+		t.Fatalf("late consumer: %v, closed %v; want io.EOF after a closed response", err, closed)
+	}
+}
+
+// A consumer's own goodbye (a half-close) on an open queue also ends the
+// stream with OK, but without the closed response that says the work is
+// over: the two ends can be told apart.
+func TestConsumeHalfCloseIsNotClosed(t *testing.T) {
+	m := startMaster(t, masterConfig{})
+	qc := m.rawClient(t)
+	put(t, qc, "tasks", "a")
+	stream, _ := consume(t, qc, "tasks", 10)
+	recvDeliveries(t, stream, 1)
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, closed, err := recvEndClosed(t, stream); err != io.EOF || closed {
+		t.Fatalf("after a half-close: %v, closed %v; want io.EOF without a closed response", err, closed)
+	}
+	// The unsettled delivery went back to the queue with the stream.
+	if st := m.queue("tasks").Stats(); st.Ready != 1 || st.Leased != 0 {
+		t.Fatalf("after the half-close: %+v", st)
+	}
+}
+
+// recvEndClosed reads a stream to its end, counting deliveries and noting a
+// closed response.
+func recvEndClosed(t testing.TB, stream pb.QueueService_ConsumeClient) (extra int, closed bool, err error) {
+	t.Helper()
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			return extra, closed, err
+		}
+		extra += len(resp.GetDeliveries())
+		closed = closed || resp.GetClosed()
 	}
 }
 

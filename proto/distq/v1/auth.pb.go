@@ -7,6 +7,15 @@
 // do, and each side checks the other's proof. A captured exchange is useless
 // to an eavesdropper because every nonce is used once.
 //
+// # The key
+//
+// The HMAC key is bytes. Read from a key file (the programs' -authkey-file,
+// or the file named by DISTQ_AUTHKEY_FILE), it is the file's contents with
+// exactly one trailing "\n" or "\r\n" removed, and nothing else trimmed or
+// decoded: a key file written by `head -c 32 /dev/urandom | base64` holds a
+// 44-character ASCII key, used as that text. From DISTQ_AUTHKEY, it is the
+// variable's value, byte for byte. An empty key is refused.
+//
 // # Handshake (two unary calls on the Auth service, no metadata needed)
 //
 //  1. The client draws 32 random bytes, client_nonce, and calls

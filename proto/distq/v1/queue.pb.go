@@ -1014,10 +1014,25 @@ func (x *DeliveryBatch) GetLeaseMs() uint32 {
 // Refused names a settle (ack, nack or extend) that was not applied because
 // the delivery no longer holds the lease.
 type Refused struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Lease         uint64                 `protobuf:"varint,2,opt,name=lease,proto3" json:"lease,omitempty"`
-	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Lease uint64                 `protobuf:"varint,2,opt,name=lease,proto3" json:"lease,omitempty"`
+	// Why, in words for a log; one of:
+	//
+	//	"lease no longer held (expired, redelivered or already settled)"
+	//	"no such item in flight"
+	//	"reply queue unknown or closed"
+	//	"reply queue \"NAME\" unknown", the name in double quotes (the ack
+	//	  named a reply queue the master does not have)
+	//	"leased by another run of the master (it restarted), or no
+	//	  incarnation given" (unary Ack, Nack and Extend only)
+	//	"the master cannot log it now" (its disk is full or failing: the
+	//	  lease is still held; settle it again later)
+	//
+	// Whatever the reason, the settle did nothing: the item is still leased
+	// to this delivery (the last reason), or it is not and another delivery
+	// of it counts.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1074,10 +1089,13 @@ func (x *Refused) GetReason() string {
 }
 
 type ConsumeResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Deliveries    []*Delivery            `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
-	Refused       []*Refused             `protobuf:"bytes,2,rep,name=refused,proto3" json:"refused,omitempty"`
-	Batch         *DeliveryBatch         `protobuf:"bytes,3,opt,name=batch,proto3" json:"batch,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Deliveries []*Delivery            `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
+	Refused    []*Refused             `protobuf:"bytes,2,rep,name=refused,proto3" json:"refused,omitempty"`
+	Batch      *DeliveryBatch         `protobuf:"bytes,3,opt,name=batch,proto3" json:"batch,omitempty"`
+	// Set in the last response of a stream whose queue is closed and
+	// drained; the stream then ends with OK. See Consume.
+	Closed        bool `protobuf:"varint,4,opt,name=closed,proto3" json:"closed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1131,6 +1149,13 @@ func (x *ConsumeResponse) GetBatch() *DeliveryBatch {
 		return x.Batch
 	}
 	return nil
+}
+
+func (x *ConsumeResponse) GetClosed() bool {
+	if x != nil {
+		return x.Closed
+	}
+	return false
 }
 
 type GetRequest struct {
@@ -2459,13 +2484,14 @@ const file_distq_v1_queue_proto_rawDesc = "" +
 	"\aRefused\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05lease\x18\x02 \x01(\x04R\x05lease\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xa1\x01\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xb9\x01\n" +
 	"\x0fConsumeResponse\x122\n" +
 	"\n" +
 	"deliveries\x18\x01 \x03(\v2\x12.distq.v1.DeliveryR\n" +
 	"deliveries\x12+\n" +
 	"\arefused\x18\x02 \x03(\v2\x11.distq.v1.RefusedR\arefused\x12-\n" +
-	"\x05batch\x18\x03 \x01(\v2\x17.distq.v1.DeliveryBatchR\x05batch\"\xa9\x01\n" +
+	"\x05batch\x18\x03 \x01(\v2\x17.distq.v1.DeliveryBatchR\x05batch\x12\x16\n" +
+	"\x06closed\x18\x04 \x01(\bR\x06closed\"\xa9\x01\n" +
 	"\n" +
 	"GetRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x12\x1b\n" +
