@@ -76,8 +76,11 @@ proto-python-check:
 
 ## test-python: the Python package's unit tests, and its tests against the
 ## real binaries of make build (Debian's python3, python3-grpcio, python3-protobuf).
-PYTHON ?= /usr/bin/python3
+## PYTHON: the first python3 on PATH that imports grpc and protobuf (a python3
+## of one's own, first on PATH, often has neither).
+PYTHON ?= $(shell for p in $$(which -a python3); do $$p -c 'import grpc, google.protobuf' 2>/dev/null && { echo $$p; break; }; done)
 test-python: build
+	@test -n "$(PYTHON)" || { echo "test-python: no python3 on PATH imports grpc and protobuf; install python3-grpcio and python3-protobuf"; exit 1; }
 	cd clients/python && DISTQ_BIN="$(CURDIR)/$(BIN)" $(PYTHON) -m unittest discover -v -s tests -t .
 
 ## images: static binaries and the FROM scratch images distq-master, distq-slave, distq-producer.
