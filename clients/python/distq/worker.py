@@ -202,7 +202,8 @@ class Worker:
                 self._end(st)
                 if self._stopping.is_set() or not self.keep_running_on_close:
                     return
-                time.sleep(self._backoff(backoff))
+                if self._stopping.wait(self._backoff(backoff)):
+                    return
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
             except grpc.RpcError as e:
@@ -210,27 +211,40 @@ class Worker:
                 if self._stopping.is_set() and e.code() == grpc.StatusCode.CANCELLED:
                     return
                 if is_session_error(e):
-                    c._relogin(gen, None)
+                    # A master restart: log in again (below, after a backoff
+                    # when the master is not back yet) and open a new stream.
+                    if self._login(gen):
+                        continue
+                elif is_replay_error(e):
                     continue
-                if is_replay_error(e):
-                    continue
-                err = from_rpc_error(e)
-                if is_permanent(err) or err.code in (grpc.StatusCode.UNAUTHENTICATED,
-                                                     grpc.StatusCode.INVALID_ARGUMENT,
-                                                     grpc.StatusCode.PERMISSION_DENIED):
-                    raise err from None
-                log.warning("consume stream ended: %s; reconnecting", err)
+                else:
+                    err = from_rpc_error(e)
+                    if is_permanent(err) or err.code in (grpc.StatusCode.UNAUTHENTICATED,
+                                                         grpc.StatusCode.INVALID_ARGUMENT,
+                                                         grpc.StatusCode.PERMISSION_DENIED):
+                        raise err from None
+                    log.warning("consume stream ended: %s; reconnecting", err)
             if self._stopping.wait(self._backoff(backoff)):
                 return
             if not got_any:
                 backoff = min(backoff * 2, self.max_backoff)
-            try:
-                # Log in again at once if the master restarted; a wrong key ends here.
-                c._session.login(timeout=self.max_backoff + 5, wait_for_ready=True)
-            except (AuthFailed, MasterUnverified):
-                raise
-            except DistqError as e:
-                log.warning("login failed: %s", e)
+            # Log in again at once if the master restarted; a wrong key ends here.
+            self._login(None)
+
+    def _login(self, generation: Optional[int]) -> bool:
+        """Run the handshake (unless another thread did since generation);
+        False when the master could not be reached. A refused key raises."""
+        try:
+            if generation is None:
+                self.client._session.login(timeout=self.max_backoff + 5, wait_for_ready=True)
+            else:
+                self.client._relogin(generation, time.monotonic() + self.max_backoff + 5)
+            return True
+        except (AuthFailed, MasterUnverified):
+            raise
+        except DistqError as e:
+            log.warning("login failed: %s", e)
+            return False
 
     def _backoff(self, b: float) -> float:
         return random.uniform(b / 2, b)
