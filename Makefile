@@ -6,7 +6,7 @@ TOOLS := $(BIN)/tools
 FUZZTIME ?= 3s
 LONGFUZZ ?= 2m
 
-.PHONY: all build demo test vet unit fuzz-short fuzz proto proto-check tools images cluster test-cluster clean
+.PHONY: all build demo test vet unit fuzz-short fuzz proto proto-check proto-python proto-python-check test-python tools images cluster test-cluster clean
 
 all: build
 
@@ -18,7 +18,7 @@ demo: build
 	./scripts/demo.sh 1000
 
 ## test: everything CI runs (no Docker needed).
-test: proto-check vet unit fuzz-short
+test: proto-check vet unit test-python fuzz-short
 
 vet: tidy-check
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
@@ -45,13 +45,15 @@ fuzz-short:
 fuzz:
 	@./scripts/fuzz.sh $(LONGFUZZ)
 
-## proto: regenerate the Go code of proto/ with the pinned tools (tools/go.mod).
+## proto: regenerate the Go code of proto/ with the pinned tools (tools/go.mod),
+## and the Python stubs of clients/python with Debian's protoc (scripts/python-proto.sh).
 tools:
 	cd tools && $(GO) build -o ../$(TOOLS)/ github.com/bufbuild/buf/cmd/buf google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
 
 proto: tools
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(TOOLS)/buf lint
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(TOOLS)/buf generate
+	./scripts/python-proto.sh
 
 ## proto-check: fail when the committed generated code is stale.
 proto-check: tools
@@ -60,6 +62,26 @@ proto-check: tools
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(TOOLS)/buf generate -o $$tmp && \
 	if diff -r -q $$tmp/proto proto --exclude='*.proto' >/dev/null; then echo "proto: generated code is up to date"; \
 	else echo "proto: generated code is stale; run 'make proto' and commit"; diff -r $$tmp/proto proto --exclude='*.proto' | head -40; exit 1; fi
+	@$(MAKE) --no-print-directory proto-python-check
+
+proto-python:
+	./scripts/python-proto.sh
+
+## proto-python-check: fail when the committed Python stubs are stale.
+proto-python-check:
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	./scripts/python-proto.sh $$tmp && \
+	if diff -r -q $$tmp clients/python/distq/_proto --exclude=__pycache__ >/dev/null; then echo "proto: Python stubs are up to date"; \
+	else echo "proto: Python stubs are stale; run 'make proto' and commit"; diff -r $$tmp clients/python/distq/_proto --exclude=__pycache__ | head -40; exit 1; fi
+
+## test-python: the Python package's unit tests, and its tests against the
+## real binaries of make build (Debian's python3, python3-grpcio, python3-protobuf).
+## PYTHON: the first python3 on PATH that imports grpc and protobuf (a python3
+## of one's own, first on PATH, often has neither).
+PYTHON ?= $(shell for p in $$(which -a python3); do $$p -c 'import grpc, google.protobuf' 2>/dev/null && { echo $$p; break; }; done)
+test-python: build
+	@test -n "$(PYTHON)" || { echo "test-python: no python3 on PATH imports grpc and protobuf; install python3-grpcio and python3-protobuf"; exit 1; }
+	cd clients/python && DISTQ_BIN="$(CURDIR)/$(BIN)" $(PYTHON) -m unittest discover -v -s tests -t .
 
 ## images: static binaries and the FROM scratch images distq-master, distq-slave, distq-producer.
 images:

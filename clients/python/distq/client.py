@@ -1,0 +1,393 @@
+"""The client: a connection to a master, and its queues in the recipe's shape."""
+from __future__ import annotations
+
+import os
+import queue as _stdqueue
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Tuple, Union
+
+import grpc
+
+from ._auth import Session, is_replay_error, is_session_error, load_key
+from ._proto import queue_pb2 as pb
+from ._proto import queue_pb2_grpc
+from .errors import Closed, Empty, Full, Unavailable, from_rpc_error
+
+SERVICE = "/distq.v1.QueueService/"
+Address = Union[str, Tuple[str, int]]
+Payload = Union[bytes, bytearray, memoryview]
+
+# The master's default -max-message-size; a client must take messages that big.
+MAX_MESSAGE = 4 << 20
+
+
+@dataclass
+class Message:
+    """An item taken from a queue: its payload and what the master says of it."""
+    id: int
+    payload: bytes
+    reply_to: int = 0
+    attempt: int = 0
+    headers: Dict[str, str] = field(default_factory=dict)
+
+
+def _target(address: Address) -> str:
+    if isinstance(address, tuple):
+        host, port = address
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"{host}:{int(port)}"
+    return address
+
+
+def _ms(seconds: Optional[float]) -> int:
+    if seconds is None or seconds <= 0:
+        return 0
+    return max(1, min(int(seconds * 1000), 0xFFFFFFFF))
+
+
+def _messages(resp: pb.GetResponse) -> List[Message]:
+    out = [Message(d.id, bytes(d.payload), d.reply_to, d.attempt, dict(d.headers)) for d in resp.deliveries]
+    b = resp.batch
+    if b.ids:
+        data, off = b.payloads.data, 0
+        for i, id_ in enumerate(b.ids):
+            n = b.payloads.sizes[i]
+            out.append(Message(id_, bytes(data[off:off + n]), b.reply_to[i] if b.reply_to else 0,
+                               b.attempts[i] if b.attempts else 0))
+            off += n
+    return out
+
+
+class Client:
+    """A connection to a master, authenticated with the shared authkey.
+
+    The key is ``authkey`` (bytes), or read from ``key_file`` (its bytes, one
+    trailing newline dropped), or found as the Go programs find it
+    ($DISTQ_AUTHKEY_FILE, then $DISTQ_AUTHKEY). ``retry_for`` bounds how long
+    a call keeps trying a master that cannot be reached (seconds). ``credentials``
+    are gRPC channel credentials for TLS; without them the connection is
+    plain text.
+    """
+
+    def __init__(self, address: Address, authkey: Optional[bytes] = None, *, key_file: Optional[str] = None,
+                 connect_timeout: float = 10.0, retry_for: float = 60.0,
+                 credentials: Optional[grpc.ChannelCredentials] = None) -> None:
+        key = bytes(authkey) if authkey is not None else load_key(key_file)
+        self.address = _target(address)
+        opts = [("grpc.max_receive_message_length", MAX_MESSAGE),
+                ("grpc.max_send_message_length", MAX_MESSAGE),
+                ("grpc.keepalive_time_ms", 60_000),
+                ("grpc.keepalive_timeout_ms", 20_000)]
+        if credentials is not None:
+            self._channel = grpc.secure_channel(self.address, credentials, options=opts)
+        else:
+            self._channel = grpc.insecure_channel(self.address, options=opts)
+        self._stub = queue_pb2_grpc.QueueServiceStub(self._channel)
+        self._session = Session(self._channel, key)
+        self.retry_for = retry_for
+        self.producer_id = os.urandom(16)
+        self._seq_lock = threading.Lock()
+        self._put_seq: Dict[str, int] = {}
+        self._gets: Dict[str, _GetStream] = {}
+        self._gets_lock = threading.Lock()
+        try:
+            self._session.login(timeout=connect_timeout, wait_for_ready=True)
+        except BaseException:
+            self._channel.close()
+            raise
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _relogin(self, generation: int, deadline: Optional[float]) -> None:
+        t = None if deadline is None else max(0.1, deadline - time.monotonic())
+        self._session.login(timeout=t, if_generation=generation, wait_for_ready=True)
+
+    def _unary(self, name: str, req, timeout: Optional[float] = None):
+        """One unary call, signed; logs in again after a master restart, signs
+        again after a replay refusal, and retries an unreachable master for
+        retry_for seconds."""
+        path = SERVICE + name
+        mc = getattr(self._stub, name)
+        retry_end = time.monotonic() + self.retry_for
+        backoff = 0.05
+        while True:
+            md, gen = self._session.metadata(path)
+            try:
+                return mc(req, metadata=md, timeout=timeout)
+            except grpc.RpcError as e:
+                if is_session_error(e):
+                    self._relogin(gen, retry_end)
+                    continue
+                if is_replay_error(e):
+                    continue
+                err = from_rpc_error(e)
+                if isinstance(err, Unavailable) and time.monotonic() < retry_end:
+                    time.sleep(backoff * random.uniform(0.5, 1.0))
+                    backoff = min(backoff * 2, 2.0)
+                    continue
+                raise err from None
+
+    def _sign(self, name: str) -> Tuple[List[Tuple[str, str]], int]:
+        return self._session.metadata(SERVICE + name)
+
+    # -- public --------------------------------------------------------------
+
+    def queue(self, name: str) -> "Queue":
+        """The queue ``name`` (``"tasks"``, ``"results"``, ...)."""
+        return Queue(self, name)
+
+    def stats(self, queue: str = "") -> List[pb.QueueStats]:
+        """The master's counters of one queue, or of all when queue is ""."""
+        return list(self._unary("Stats", pb.StatsRequest(queue=queue), timeout=30).queues)
+
+    def worker(self, handler, **kwargs):
+        """A Worker on this client; see distq.Worker for the arguments."""
+        from .worker import Worker
+        return Worker(self, handler, **kwargs)
+
+    def close(self) -> None:
+        """Close the connection; calls in flight end with an error."""
+        with self._gets_lock:
+            for g in self._gets.values():
+                g.reset()
+            self._gets.clear()
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _next_put_seq(self, queue: str) -> int:
+        with self._seq_lock:
+            n = self._put_seq.get(queue, 0) + 1
+            self._put_seq[queue] = n
+            return n
+
+    def _get_stream(self, queue: str) -> "_GetStream":
+        with self._gets_lock:
+            g = self._gets.get(queue)
+            if g is None:
+                g = self._gets[queue] = _GetStream(self)
+            return g
+
+
+def connect(address: Address, authkey: Optional[bytes] = None, **kwargs) -> Client:
+    """Connect to a master at ``(host, port)`` (or ``"host:port"``) and log in:
+    the recipe's ``manager.connect()``. See Client for the arguments."""
+    return Client(address, authkey, **kwargs)
+
+
+class _GetStream:
+    """One GetStream call kept open per queue, as the Go client keeps it: each
+    get sends one request and reads its one answer."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.lock = threading.Lock()
+        self.call = None
+        self.reqs: Optional[_stdqueue.SimpleQueue] = None
+        self.gen = 0
+
+    def reset(self) -> None:
+        if self.call is not None:
+            self.reqs.put(None)
+            self.call.cancel()
+        self.call = self.reqs = None
+
+    def ask(self, req: pb.GetRequest, timeout: Optional[float]) -> pb.GetResponse:
+        if self.call is None:
+            self.reqs = _stdqueue.SimpleQueue()
+            md, self.gen = self.client._sign("GetStream")
+            self.call = self.client._stub.GetStream(iter(self.reqs.get, None), metadata=md, wait_for_ready=True)
+        self.reqs.put(pb.GetStreamRequest(get=req))
+        try:
+            return next(self.call).get
+        except StopIteration:
+            self.reset()
+            raise Unavailable("distq: the master ended the get stream", grpc.StatusCode.UNAVAILABLE) from None
+        except BaseException:
+            self.reset()
+            raise
+
+
+class Queue:
+    """A named queue of the master, with the methods of queue.Queue."""
+
+    def __init__(self, client: Client, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"distq.Queue({self.name!r})"
+
+    # -- put -----------------------------------------------------------------
+
+    def put(self, item: Payload, block: bool = True, timeout: Optional[float] = None) -> int:
+        """Put one item and return its id. While a bounded queue is full it
+        waits (up to ``timeout`` seconds; for ever when None) unless
+        ``block`` is false; then it raises Full. A closed queue raises Closed."""
+        return self.put_many([item], block, timeout)[0]
+
+    def put_nowait(self, item: Payload) -> int:
+        """put(item, block=False)."""
+        return self.put(item, block=False)
+
+    def put_many(self, items: Iterable[Payload], block: bool = True, timeout: Optional[float] = None) -> List[int]:
+        """Put items in one batch, in order, and return their ids. A put whose
+        answer is lost (a broken connection, a master restart) is sent again
+        and stored once (the producer id and sequence of queue.proto). When
+        the queue fills up part way, Full is raised with ``ids`` naming the
+        items stored."""
+        c = self.client
+        req = pb.PutRequest(queue=self.name, items=[pb.Item(payload=bytes(p)) for p in items],
+                            nowait=not block, timeout_ms=_ms(timeout) if block else 0,
+                            producer_id=c.producer_id, sequence=c._next_put_seq(self.name))
+        if block and timeout is not None and timeout <= 0:
+            req.nowait = True
+        deadline = None if timeout is None or not block else time.monotonic() + timeout
+        retry_end = time.monotonic() + c.retry_for
+        backoff = 0.05
+        while True:
+            md, gen = c._sign("Put")
+            call = c._stub.Put(iter([req]), metadata=md, wait_for_ready=True,
+                               timeout=None if deadline is None else max(0.05, deadline - time.monotonic()) + 5)
+            ids: List[int] = []
+            try:
+                for r in call:
+                    ids.extend(r.ids)
+                return ids
+            except grpc.RpcError as e:
+                if is_session_error(e):
+                    c._relogin(gen, retry_end)
+                    continue
+                if is_replay_error(e):
+                    continue
+                err = from_rpc_error(e)
+                if isinstance(err, Unavailable) and time.monotonic() < retry_end:
+                    time.sleep(backoff * random.uniform(0.5, 1.0))
+                    backoff = min(backoff * 2, 2.0)
+                    continue
+                if isinstance(err, Full):
+                    err.ids = ids  # type: ignore[attr-defined]
+                raise err from None
+
+    # -- get -----------------------------------------------------------------
+
+    def get(self, block: bool = True, timeout: Optional[float] = None) -> Message:
+        """Take one item, settled as it is taken (queue.Queue.get). Waits up to
+        ``timeout`` seconds (for ever when None) unless ``block`` is false;
+        raises Empty when nothing came, Closed when the queue is closed and
+        drained."""
+        c = self.client
+        nowait = not block or (timeout is not None and timeout <= 0)
+        deadline = None if nowait or timeout is None else time.monotonic() + timeout
+        retry_end = time.monotonic() + c.retry_for
+        backoff = 0.05
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise Empty("distq: queue empty", None, "")
+            req = pb.GetRequest(queue=self.name, max_items=1, nowait=nowait, timeout_ms=_ms(left), auto_ack=True)
+            gs = c._get_stream(self.name)
+            gen = None
+            try:
+                if gs.lock.acquire(blocking=False):
+                    try:
+                        resp = gs.ask(req, left)
+                    finally:
+                        gen = gs.gen
+                        gs.lock.release()
+                else:
+                    # Another thread reads this queue on the stream: a unary Get.
+                    md, gen = c._sign("Get")
+                    resp = c._stub.Get(req, metadata=md, wait_for_ready=True,
+                                       timeout=None if left is None else left + 5)
+            except grpc.RpcError as e:
+                if is_session_error(e):
+                    c._relogin(gen, retry_end)
+                    continue
+                if is_replay_error(e):
+                    continue
+                err = from_rpc_error(e)
+                if isinstance(err, Unavailable) and time.monotonic() < retry_end:
+                    time.sleep(backoff * random.uniform(0.5, 1.0))
+                    backoff = min(backoff * 2, 2.0)
+                    continue
+                raise err from None
+            except Unavailable:
+                if time.monotonic() < retry_end:
+                    continue
+                raise
+            msgs = _messages(resp)
+            if msgs:
+                return msgs[0]
+            if resp.closed:
+                raise Closed("distq: queue closed and drained", None, "QUEUE_CLOSED")
+            if nowait or deadline is not None:
+                raise Empty("distq: queue empty", None, "")
+
+    def get_nowait(self) -> Message:
+        """get(block=False)."""
+        return self.get(block=False)
+
+    # -- the rest of queue.Queue ----------------------------------------------
+
+    def stats(self) -> pb.QueueStats:
+        """The master's counters of this queue (ready, leased, delayed, dead, ...)."""
+        return self.client.stats(self.name)[0]
+
+    def qsize(self) -> int:
+        """Items ready to be taken (items delayed before a retry are not counted)."""
+        return int(self.stats().ready)
+
+    def empty(self) -> bool:
+        """qsize() == 0."""
+        return self.qsize() == 0
+
+    def full(self) -> bool:
+        """A bounded queue holds maxsize ready items."""
+        s = self.stats()
+        return s.maxsize > 0 and s.ready >= s.maxsize
+
+    def task_done(self) -> None:
+        """JoinableQueue.task_done, for code written for the recipe. Items
+        taken with get() are settled as they are taken, and a worker settles
+        its tasks by itself, so there is nothing left to do; join() waits on
+        the master's own count."""
+
+    def join(self, timeout: Optional[float] = None) -> bool:
+        """Wait until the queue holds nothing ready, leased or delayed: every
+        item put has been acknowledged or dead-lettered (JoinableQueue.join).
+        Returns False if ``timeout`` seconds passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = 30.0 if deadline is None else min(30.0, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            r = self.client._unary("Join", pb.JoinRequest(queue=self.name, timeout_ms=_ms(left)), timeout=left + 5)
+            if r.done:
+                return True
+
+    def close(self) -> None:
+        """Refuse further puts; consumers drain what is left and end cleanly
+        (no sentinel needed)."""
+        self.client._unary("Close", pb.CloseRequest(queue=self.name), timeout=30)
+
+    def dead(self, limit: int = 100, offset: int = 0) -> List[Message]:
+        """Dead items of this queue (``<name>.dead``), oldest first; their
+        ``headers`` hold nothing of the error, which is in ``error``."""
+        r = self.client._unary("Peek", pb.PeekRequest(queue=self.name + ".dead", limit=limit, offset=offset),
+                               timeout=30)
+        out = []
+        for d in r.items:
+            m = Message(d.id, bytes(d.payload), d.reply_to, d.attempt, dict(d.headers))
+            m.error = d.error  # type: ignore[attr-defined]
+            out.append(m)
+        return out
+

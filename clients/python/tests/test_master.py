@@ -1,0 +1,338 @@
+"""The package against the real Go binaries of make build (bin/master,
+bin/slave), on 127.0.0.1 port 0. Synchronised on events (the address file,
+the master's queue stats, processes ending); the timeouts only guard
+against hangs."""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import distq
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+BIN = os.environ.get("DISTQ_BIN") or os.path.join(ROOT, "bin")
+EXAMPLES = os.path.join(ROOT, "examples", "python")
+HANG = 60.0  # hang guard, seconds
+
+
+def wait_until(pred, what, timeout=HANG):
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def python_env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.path.join(ROOT, "clients", "python")
+    env.pop("DISTQ_AUTHKEY", None)
+    env.pop("DISTQ_AUTHKEY_FILE", None)
+    return env
+
+
+class Fixture(unittest.TestCase):
+    """A temporary directory with a key file, and the processes a test starts."""
+
+    def setUp(self):
+        for b in ("master", "slave"):
+            if not os.access(os.path.join(BIN, b), os.X_OK):
+                self.fail(f"{BIN}/{b} missing: run make build (make test-python does)")
+        self.tmp = tempfile.TemporaryDirectory(prefix="distq-py-")
+        self.dir = self.tmp.name
+        self.key = os.urandom(24).hex().encode()
+        self.key_file = os.path.join(self.dir, "authkey")
+        with open(self.key_file, "wb") as f:
+            f.write(self.key + b"\n")  # one trailing newline, as editors write it
+        self.procs = []
+        self.n_logs = 0
+
+    def tearDown(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.out.close()
+        self.tmp.cleanup()
+
+    def log(self, name):
+        self.n_logs += 1
+        return open(os.path.join(self.dir, f"{self.n_logs:02d}-{name}.log"), "w+b")
+
+    def start(self, args, name, env=None):
+        out = self.log(name)
+        p = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env or python_env())
+        p.out = out
+        p.name = name
+        self.procs.append(p)
+        return p
+
+    def output(self, p):
+        p.out.flush()
+        p.out.seek(0)
+        return p.out.read().decode("utf-8", "replace")
+
+    def finish(self, p, timeout=HANG):
+        try:
+            return p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            self.fail(f"{p.name} did not end within {timeout}s:\n{self.output(p)}")
+
+    def master(self, *args, listen="127.0.0.1:0"):
+        addr_file = os.path.join(self.dir, f"addr-{len(self.procs)}")
+        p = self.start([os.path.join(BIN, "master"), "-listen", listen, "-authkey-file", self.key_file,
+                        "-addr-file", addr_file, "-demo-progress", "log", *args], "master")
+
+        def ready():
+            if p.poll() is not None:
+                self.fail(f"master exited {p.returncode}:\n{self.output(p)}")
+            try:
+                with open(addr_file) as f:
+                    a = f.read().strip()
+            except FileNotFoundError:
+                return None
+            return a or None
+        p.addr = wait_until(ready, "the master's address file")
+        host, _, port = p.addr.rpartition(":")
+        p.hostport = (host, int(port))
+        return p
+
+    def py(self, script, *args, env=None):
+        return self.start([sys.executable, os.path.join(EXAMPLES, script), *args], script, env)
+
+    def connect(self, m):
+        c = distq.connect(m.hostport, key_file=self.key_file)
+        self.addCleanup(c.close)
+        return c
+
+
+class QueueTest(Fixture):
+    def test_recipe_queue_methods(self):
+        m = self.master("-queue", "tasks:3", "-queue", "results")
+        c = self.connect(m)
+        tasks = c.queue("tasks")
+        self.assertTrue(tasks.empty())
+        self.assertFalse(tasks.full())
+        i1 = tasks.put(distq.encode_int(7))
+        i2 = tasks.put_nowait(b"8")
+        self.assertEqual(tasks.put_many([b"9"]), [i2 + 1])
+        self.assertEqual(tasks.qsize(), 3)
+        self.assertTrue(tasks.full())
+        with self.assertRaises(distq.Full):
+            tasks.put_nowait(b"10")
+        with self.assertRaises(distq.Full):
+            tasks.put(b"10", timeout=0.2)
+        m1 = tasks.get()
+        self.assertEqual((m1.id, distq.decode_int(m1.payload), m1.attempt), (i1, 7, 1))
+        self.assertEqual(tasks.get_nowait().payload, b"8")
+        self.assertEqual(tasks.get(timeout=5).payload, b"9")
+        tasks.task_done()
+        with self.assertRaises(distq.Empty):
+            tasks.get_nowait()
+        with self.assertRaises(distq.Empty):
+            tasks.get(timeout=0.2)
+        self.assertTrue(tasks.join(timeout=5))
+
+        # A get that waits is answered by a put from another client.
+        got = []
+        t = threading.Thread(target=lambda: got.append(tasks.get(timeout=HANG)))
+        t.start()
+        wait_until(lambda: tasks.stats().put_total == 3 and True, "the stats")
+        self.connect(m).queue("tasks").put(b"late")
+        t.join(HANG)
+        self.assertEqual(got[0].payload, b"late")
+
+        tasks.put(b"last")
+        tasks.close()
+        with self.assertRaises(distq.Closed):
+            tasks.put(b"refused")
+        self.assertEqual(tasks.get().payload, b"last")
+        with self.assertRaises(distq.Closed):
+            tasks.get()
+        with self.assertRaises(distq.UnknownQueue):
+            c.queue("nosuch").put(b"x")
+
+    def test_wrong_key_refused(self):
+        m = self.master()
+        # The master's proof is checked first, so a wrong key is found
+        # before the client proves anything: MasterUnverified, an AuthFailed.
+        with self.assertRaises(distq.MasterUnverified) as cm:
+            distq.connect(m.hostport, authkey=b"not the key")
+        self.assertIsInstance(cm.exception, distq.AuthFailed)
+        self.assertIn("authkey", str(cm.exception))
+        # A key read from a file drops one trailing newline, as the Go side does.
+        c = distq.connect(m.addr, authkey=self.key)
+        c.queue("tasks").put(b"1")
+        c.close()
+
+
+class RecipeTest(Fixture):
+    def test_python_workers_complete_the_demo(self):
+        m = self.master("-demo", "3000", "-demo-slaves", "2")
+        slaves = [self.py("slave.py", m.addr, "--authkey-file", self.key_file, "--concurrency", "2")
+                  for _ in range(2)]
+        self.assertEqual(self.finish(m), 0, self.output(m))
+        self.assertIn("demo OK: 3000 tasks, 3000 results, 0 wrong, 0 duplicate, 0 missing", self.output(m))
+        for s in slaves:
+            self.assertEqual(self.finish(s), 0, self.output(s))
+
+    def test_python_producer_with_go_slaves(self):
+        m = self.master()
+        gos = [self.start([os.path.join(BIN, "slave"), "-master", m.addr, "-authkey-file", self.key_file,
+                           "-concurrency", "2"], "go-slave") for _ in range(2)]
+        env = python_env()
+        env["DISTQ_AUTHKEY_FILE"] = self.key_file  # the key as the Go programs find it
+        p = self.py("producer.py", m.addr, "3000", "--close", env=env)
+        self.assertEqual(self.finish(p), 0, self.output(p))
+        self.assertIn("3000 tasks, 3000 results, 0 wrong, 0 duplicate, 0 missing", self.output(p))
+        for s in gos:
+            self.assertEqual(self.finish(s), 0, self.output(s))
+        st = {q.name: q for q in self.connect(m).stats()}
+        self.assertEqual((st["tasks"].acked_total, st["results"].put_total, st["results"].ready),
+                         (3000, 3000, 0))
+
+    def test_wrong_key_worker_exits_nonzero(self):
+        m = self.master()
+        bad = os.path.join(self.dir, "wrong")
+        with open(bad, "wb") as f:
+            f.write(b"wrong key\n")
+        s = self.py("slave.py", m.addr, "--authkey-file", bad)
+        self.assertNotEqual(self.finish(s), 0)
+        self.assertIn("authkey", self.output(s))
+
+    def test_sigkill_mid_run_loses_nothing(self):
+        m = self.master("-lease", "2s")
+        c = self.connect(m)
+        tasks = c.queue("tasks")
+        ids = tasks.put_many([distq.encode_int(n) for n in range(1, 201)])
+        doomed = self.py("slave.py", m.addr, "--authkey-file", self.key_file, "--concurrency", "2",
+                         "--delay", "0.02")
+        wait_until(lambda: tasks.stats().acked_total >= 10, "the first slave's acks")
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(HANG)
+        tasks.close()
+        s = self.py("slave.py", m.addr, "--authkey-file", self.key_file, "--concurrency", "4")
+        self.assertEqual(self.finish(s), 0, self.output(s))
+        results = c.queue("results")
+        seen = {}
+        while True:
+            try:
+                r = results.get_nowait()
+            except distq.Empty:
+                break
+            self.assertNotIn(r.reply_to, seen)
+            seen[r.reply_to] = distq.decode_int(r.payload)
+        self.assertEqual(seen, {i: (k + 1) ** 2 for k, i in enumerate(ids)})
+
+
+class WorkerTest(Fixture):
+    def run_worker(self, w):
+        errs = []
+
+        def run():
+            try:
+                w.run()
+            except BaseException as e:  # reported by the test
+                errs.append(e)
+        t = threading.Thread(target=run)
+        t.start()
+        return t, errs
+
+    def test_failures_end_in_dead_letters(self):
+        m = self.master("-max-attempts", "2", "-retry-min", "10ms", "-retry-max", "20ms")
+        c = self.connect(m)
+        tasks = c.queue("tasks")
+        tasks.put_many([b"3", b"boom", b"perm", b"4"])
+        tasks.close()
+
+        def handler(t):
+            if t.payload == b"boom":
+                raise ValueError("cannot square boom")
+            if t.payload == b"perm":
+                raise distq.PermanentFailure("never")
+            return distq.encode_int(distq.decode_int(t.payload) ** 2)
+        w = c.worker(handler, concurrency=2)
+        t, errs = self.run_worker(w)
+        t.join(HANG)
+        self.assertFalse(t.is_alive())
+        self.assertEqual(errs, [])
+        dead = {d.payload: d for d in tasks.dead()}
+        self.assertEqual(sorted(dead), [b"boom", b"perm"])
+        self.assertIn("cannot square boom", dead[b"boom"].error)
+        self.assertEqual(dead[b"boom"].attempt, 2)  # retried once, then dead
+        self.assertIn("never", dead[b"perm"].error)
+        self.assertEqual(dead[b"perm"].attempt, 1)  # dead at once
+        results = c.queue("results")
+        self.assertEqual(sorted(results.get_nowait().payload for _ in range(2)), [b"16", b"9"])
+
+    def test_long_tasks_keep_their_leases(self):
+        m = self.master("-lease", "400ms")
+        c = self.connect(m)
+        tasks = c.queue("tasks")
+        tasks.put_many([b"1", b"2", b"3"])
+        tasks.close()
+        w = c.worker(lambda t: (time.sleep(0.5), t.payload)[1], concurrency=1, prefetch=3)
+        t, errs = self.run_worker(w)
+        t.join(HANG)
+        self.assertEqual(errs, [])
+        s = tasks.stats()
+        self.assertEqual((s.acked_total, s.expired_total, s.redelivered_total, s.refused_total), (3, 0, 0, 0))
+
+    def test_stop_hands_back_unstarted_tasks(self):
+        m = self.master()
+        c = self.connect(m)
+        tasks = c.queue("tasks")
+        tasks.put_many([distq.encode_int(n) for n in range(8)])
+        started, release = threading.Event(), threading.Event()
+
+        def handler(t):
+            started.set()
+            release.wait(HANG)
+            return t.payload
+        w = c.worker(handler, concurrency=1, prefetch=4)
+        t, errs = self.run_worker(w)
+        started.wait(HANG)
+        wait_until(lambda: tasks.stats().leased == 4, "4 tasks leased")
+        w.stop()
+        release.set()
+        t.join(HANG)
+        self.assertFalse(t.is_alive())
+        self.assertEqual(errs, [])
+        s = tasks.stats()
+        # One ran and was acked; three held were handed back, four never left.
+        self.assertEqual((s.acked_total, s.ready, s.leased, s.delayed, s.dead), (1, 7, 0, 0, 0))
+        again = tasks.get_nowait()
+        self.assertEqual(again.attempt, 1)  # handed back without counting the attempt
+
+    def test_master_restart_survived(self):
+        data = os.path.join(self.dir, "data")
+        m = self.master("-data-dir", data)
+        c = self.connect(m)
+        w = c.worker(lambda t: t.payload + b"!", concurrency=2)
+        t, errs = self.run_worker(w)
+        tasks, results = c.queue("tasks"), c.queue("results")
+        tasks.put(b"a")
+        self.assertEqual(results.get(timeout=HANG).payload, b"a!")
+        m.send_signal(signal.SIGTERM)
+        self.assertEqual(self.finish(m), 0, self.output(m))
+        m2 = self.master("-data-dir", data, listen=m.addr)
+        # The client and the worker log in again by themselves.
+        tasks.put(b"b")
+        self.assertEqual(results.get(timeout=HANG).payload, b"b!")
+        tasks.close()
+        t.join(HANG)
+        self.assertFalse(t.is_alive())
+        self.assertEqual(errs, [])
+        self.assertEqual(m2.poll(), None)
+
+
+if __name__ == "__main__":
+    unittest.main()
