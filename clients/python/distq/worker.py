@@ -192,15 +192,26 @@ class Worker:
             call = c._stub.Consume(st.requests(), metadata=md, wait_for_ready=True)
             with self._lock:
                 self._stream, self._call = st, call
-            got_any = False
+            got_any = closed = False
             try:
                 for resp in call:
                     got_any = True
                     backoff = self.min_backoff
+                    closed = closed or resp.closed
                     self._receive(st, resp)
-                # OK: the queue is closed and drained (or we half-closed it).
+                # OK, after a closed response: the queue is closed and
+                # drained. Without one, the master answered our own
+                # half-close (we are stopping) or the stream ended early:
+                # open another.
                 self._end(st)
-                if self._stopping.is_set() or not self.keep_running_on_close:
+                if self._stopping.is_set():
+                    return
+                if not closed:
+                    log.warning("consume stream ended without the queue's closed mark; reconnecting")
+                    if self._stopping.wait(self._backoff(backoff)):
+                        return
+                    continue
+                if not self.keep_running_on_close:
                     return
                 if self._stopping.wait(self._backoff(backoff)):
                     return
