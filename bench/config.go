@@ -12,8 +12,10 @@ import (
 
 // Scenario names, as -only takes them and the report shows them.
 const (
-	scenarioDemo     = "demo"
-	scenarioPython   = "python"
+	scenarioDemo   = "demo"
+	scenarioPython = "python"
+	// The Python package's worker (clients/python) squaring the demo.
+	scenarioPyWorker = "python-worker"
 	scenarioProducer = "producer"
 	scenarioLatency  = "latency"
 	scenarioMemory   = "memory"
@@ -31,7 +33,7 @@ const (
 	scenarioIdle = "idle"
 )
 
-var allScenarios = []string{scenarioDemo, scenarioPython, scenarioProducer, scenarioDurable, scenarioLatency,
+var allScenarios = []string{scenarioDemo, scenarioPython, scenarioPyWorker, scenarioProducer, scenarioDurable, scenarioLatency,
 	scenarioClosedLoop, scenarioPeers, scenarioDurableLatency, scenarioMetrics, scenarioMemory, scenarioRestart, scenarioIdle, scenarioMany}
 
 // Config is the suite's command line. Zero sizes take the defaults of the
@@ -41,7 +43,12 @@ type Config struct {
 	Out    string
 	Recipe string
 	Python string
-	Quick  bool
+	// PythonClient runs the Python package's slave (PySlave); empty: the
+	// first python3 on PATH that imports grpc and protobuf.
+	PythonClient string
+	PySlave      string
+	PyWorkerN    int
+	Quick        bool
 
 	Prefetch        int
 	Runs            int
@@ -89,6 +96,9 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.Out, "out", "bench/results", "`dir` for bench.json and bench.png")
 	fs.StringVar(&c.Recipe, "recipe", "bench/python/recipe.py", "the Python recipe")
 	fs.StringVar(&c.Python, "python", "python3", "the Python interpreter")
+	fs.StringVar(&c.PythonClient, "python-client", "", "the Python interpreter of the python-worker rows (default: the first python3 on PATH that imports grpc and google.protobuf)")
+	fs.StringVar(&c.PySlave, "python-slave", "examples/python/slave.py", "the Python package's slave")
+	fs.IntVar(&c.PyWorkerN, "python-worker-n", 0, "tasks per python-worker run (default 200000, quick 20000)")
 	fs.BoolVar(&c.Quick, "quick", false, "small sizes: the whole run in under a minute")
 	fs.IntVar(&c.Prefetch, "prefetch", 0, "-prefetch of every slave process (0: the slave's adaptive default)")
 	fs.IntVar(&c.Runs, "runs", 3, "runs of each throughput configuration")
@@ -173,6 +183,7 @@ func (c *Config) defaults() {
 	pick(&c.DemoN, 2000000, 100000)
 	pick(&c.ProducerN, 1000000, 100000)
 	pick(&c.PythonN, 20000, 5000)
+	pick(&c.PyWorkerN, 200000, 20000)
 	pick(&c.ClosedN, 20000, 2000)
 	pick(&c.PeerN, 30000, 5000)
 	pick(&c.ManyConsumers, 1000, 200)

@@ -128,6 +128,7 @@ func (s *Suite) runAll(ctx context.Context) error {
 	}{
 		{scenarioDemo, s.demo},
 		{scenarioPython, s.python},
+		{scenarioPyWorker, s.pythonWorker},
 		{scenarioProducer, s.producer},
 		{scenarioDurable, s.durable},
 		{scenarioLatency, s.latency},
