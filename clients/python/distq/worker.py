@@ -49,51 +49,89 @@ class _Held:
 
 
 class _Stream:
-    """One Consume call: what it holds, and the settles waiting to be sent."""
+    """One Consume call: what it holds, and the settles waiting to be sent.
 
-    def __init__(self, first: pb.ConsumeRequest) -> None:
+    Acks with a reply travel packed (an AckBatch: ids, leases and the replies
+    as one buffer and their sizes), the rest as plain messages. Each request
+    grants the credit that keeps ``window()`` deliveries held or on their way,
+    as the Go worker does."""
+
+    def __init__(self, first: pb.ConsumeRequest, reply_queue: str, window: Callable[[], int]) -> None:
         self.cond = threading.Condition()
         self.first: Optional[pb.ConsumeRequest] = first
-        self.acks: List[pb.Ack] = []
+        self.reply_queue = reply_queue
+        self.window = window
+        self.granted = first.credit  # credit granted in all
+        self.received = 0            # deliveries received in all
+        self.acks: List[pb.Ack] = []  # acks without a reply
+        self.batch_ids: List[int] = []
+        self.batch_leases: List[int] = []
+        self.replies: List[bytes] = []
         self.nacks: List[pb.Nack] = []
         self.extends: List[pb.Extend] = []
-        self.credit = 0
         self.no_credit = False  # stopping: settles grant nothing back
         self.half_close = False
         self.dead = False
         self.held: Dict[Tuple[int, int], _Held] = {}
 
+    def _pending(self) -> bool:
+        return bool(self.acks or self.batch_ids or self.nacks or self.extends)
+
     def requests(self):
         """The request iterator gRPC reads from: every settle that piled up
-        while the previous request was being sent goes out in one request,
-        with as much credit granted back as tasks were settled."""
+        while the previous request was being sent goes out in one request."""
         first, self.first = self.first, None
         yield first
         while True:
             with self.cond:
-                while not (self.acks or self.nacks or self.extends or self.half_close or self.dead):
+                while not (self._pending() or self.half_close or self.dead):
                     self.cond.wait()
                 if self.dead:
                     return
-                req = pb.ConsumeRequest(acks=self.acks, nacks=self.nacks, extends=self.extends, credit=self.credit)
-                self.acks, self.nacks, self.extends, self.credit = [], [], [], 0
+                req = pb.ConsumeRequest(acks=self.acks, nacks=self.nacks, extends=self.extends)
+                if self.batch_ids:
+                    req.ack_batch.ids.extend(self.batch_ids)
+                    req.ack_batch.leases.extend(self.batch_leases)
+                    req.ack_batch.reply_queue = self.reply_queue
+                    req.ack_batch.replies.sizes.extend(len(r) for r in self.replies)
+                    req.ack_batch.replies.data = b"".join(self.replies)
+                if not self.no_credit:
+                    want = self.window() - (self.granted - self.received) - len(self.held)
+                    if want > 0:
+                        req.credit = want
+                        self.granted += want
+                self.acks, self.nacks, self.extends = [], [], []
+                self.batch_ids, self.batch_leases, self.replies = [], [], []
                 closing = self.half_close
-            if req.acks or req.nacks or req.extends or req.credit:
+            if req.acks or req.nacks or req.extends or req.credit or req.HasField("ack_batch"):
                 yield req
             if closing:
                 return
 
-    def settle(self, key: Tuple[int, int], ack: Optional[pb.Ack] = None, nack: Optional[pb.Nack] = None,
-               credit: int = 1) -> None:
+    def received_tasks(self, tasks: List["Task"]) -> None:
+        with self.cond:
+            self.received += len(tasks)
+            for t in tasks:
+                self.held[(t.id, t.lease)] = _Held(t, self)
+
+    def ack(self, key: Tuple[int, int], reply: Optional[bytes]) -> bool:
+        with self.cond:
+            if self.dead or self.held.pop(key, None) is None:
+                return False  # the stream broke: the master took the task back
+            if reply is None:
+                self.acks.append(pb.Ack(id=key[0], lease=key[1]))
+            else:
+                self.batch_ids.append(key[0])
+                self.batch_leases.append(key[1])
+                self.replies.append(reply)
+            self.cond.notify()
+            return True
+
+    def settle(self, key: Tuple[int, int], nack: pb.Nack) -> None:
         with self.cond:
             if self.dead or self.held.pop(key, None) is None:
                 return  # the stream broke: the master took the task back
-            if ack is not None:
-                self.acks.append(ack)
-            if nack is not None:
-                self.nacks.append(nack)
-            if not self.no_credit:
-                self.credit += credit
+            self.nacks.append(nack)
             self.cond.notify()
 
 
@@ -107,7 +145,8 @@ class Worker:
     after the queue's backoff; RetryAfter(d) retries it after d seconds;
     PermanentFailure dead-letters it at once.
 
-    The worker holds at most ``concurrency * prefetch`` tasks, extends the
+    The worker holds ``window()`` tasks at most (``concurrency * prefetch``
+    when ``prefetch`` is given, else about 10 ms of work per thread), extends the
     leases of those it holds until their handlers return (unless
     ``auto_extend`` is false), reconnects with backoff and jitter (from
     ``min_backoff`` to ``max_backoff`` seconds) and logs in again after a
@@ -116,11 +155,11 @@ class Worker:
     """
 
     def __init__(self, client: "Client", handler: Handler, *, queue: str = "tasks", reply_queue: str = "results",
-                 no_reply: bool = False, concurrency: Optional[int] = None, prefetch: int = 4,
+                 no_reply: bool = False, concurrency: Optional[int] = None, prefetch: Optional[int] = None,
                  shutdown_timeout: float = 10.0, min_backoff: float = 0.1, max_backoff: float = 10.0,
                  keep_running_on_close: bool = False, auto_extend: bool = True) -> None:
         concurrency = concurrency or os.cpu_count() or 1
-        if concurrency < 1 or prefetch < 1 or concurrency * prefetch > 100_000:
+        if concurrency < 1 or (prefetch is not None and (prefetch < 1 or concurrency * prefetch > 100_000)):
             raise ValueError("concurrency and prefetch must be at least 1, and their product at most 100000")
         self.client = client
         self.handler = handler
@@ -128,13 +167,14 @@ class Worker:
         self.reply_queue = reply_queue
         self.no_reply = no_reply
         self.concurrency = concurrency
-        self.credit = concurrency * prefetch
+        self.prefetch = prefetch
+        self._task_seconds = 0.0  # moving average of the handler's time
         self.shutdown_timeout = shutdown_timeout
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         self.keep_running_on_close = keep_running_on_close
         self.auto_extend = auto_extend
-        self._work: "_stdqueue.Queue[Optional[Tuple[_Stream, Task]]]" = _stdqueue.Queue()
+        self._work: "_stdqueue.Queue[Optional[Tuple[_Stream, List[Task]]]]" = _stdqueue.Queue()
         self._stopping = threading.Event()
         self._done = threading.Event()
         self._stream: Optional[_Stream] = None
@@ -145,6 +185,23 @@ class Worker:
         # Counters, for tests and logs.
         self.acked = 0
         self.failed = 0
+
+    def window(self) -> int:
+        """How many deliveries the worker wants held or on their way: with
+        ``prefetch`` set, concurrency × prefetch; else about 10 ms of work
+        per thread (from 1 to 1,024 tasks, 4 until the handler's time is
+        known), as the Go worker does, so fast tasks come in batches and
+        slow ones are not hoarded."""
+        if self.prefetch is not None:
+            return self.concurrency * self.prefetch
+        per = 4
+        if self._task_seconds > 0:
+            per = int(min(max(0.010 / self._task_seconds, 1), 1024))
+        return min(self.concurrency * per, 100_000)
+
+    def _observe(self, seconds: float, n: int) -> None:
+        per = max(seconds / n, 1e-7)
+        self._task_seconds = per if self._task_seconds == 0 else self._task_seconds + (per - self._task_seconds) / 8
 
     # -- life cycle ----------------------------------------------------------
 
@@ -187,7 +244,8 @@ class Worker:
         c = self.client
         backoff = self.min_backoff
         while not self._stopping.is_set():
-            st = _Stream(pb.ConsumeRequest(queue=self.queue, credit=self.credit))
+            st = _Stream(pb.ConsumeRequest(queue=self.queue, credit=self.window(), packed=True),
+                         self.reply_queue, self.window)
             md, gen = c._sign("Consume")
             call = c._stub.Consume(st.requests(), metadata=md, wait_for_ready=True)
             with self._lock:
@@ -282,19 +340,22 @@ class Worker:
                 off += n
         for r in resp.refused:
             log.warning("settle refused: id=%d lease=%d: %s", r.id, r.lease, r.reason)
-        with st.cond:
+        if not tasks:
+            return
+        st.received_tasks(tasks)
+        if self._stopping.is_set():
             for t in tasks:
-                st.held[(t.id, t.lease)] = _Held(t, st)
-        for t in tasks:
-            if self._stopping.is_set():
                 self._release(st, t)  # arrived after stop(): hand it back
-            else:
-                self._work.put((st, t))
+            return
+        # In about one chunk per thread: a queue hand-off per chunk, not per task.
+        size = -(-len(tasks) // self.concurrency)
+        for i in range(0, len(tasks), size):
+            self._work.put((st, tasks[i:i + size]))
 
     def _release(self, st: _Stream, t: Task) -> None:
         """Hand a task back untouched: the attempt does not count."""
-        st.settle((t.id, t.lease), nack=pb.Nack(id=t.id, lease=t.lease, action=pb.NACK_ACTION_RELEASE,
-                                                error="worker stopping"), credit=0)
+        st.settle((t.id, t.lease), pb.Nack(id=t.id, lease=t.lease, action=pb.NACK_ACTION_RELEASE,
+                                           error="worker stopping"))
 
     # -- the pool ------------------------------------------------------------
 
@@ -303,17 +364,22 @@ class Worker:
             w = self._work.get()
             if w is None:
                 return
-            st, t = w
-            with st.cond:
-                if st.dead or (t.id, t.lease) not in st.held:
-                    continue
-            if self._stopping.is_set():
-                self._release(st, t)
-                continue
+            st, chunk = w
             with self._lock:
                 self._running += 1
             try:
-                self._run_one(st, t)
+                start, ran = time.monotonic(), 0
+                for t in chunk:
+                    with st.cond:
+                        if st.dead or (t.id, t.lease) not in st.held:
+                            continue
+                    if self._stopping.is_set():
+                        self._release(st, t)
+                        continue
+                    self._run_one(st, t)
+                    ran += 1
+                if ran:
+                    self._observe(time.monotonic() - start, ran)
             finally:
                 with self._lock:
                     self._running -= 1
@@ -325,32 +391,28 @@ class Worker:
             reply = self.handler(t)
         except PermanentFailure as e:
             self.failed += 1
-            st.settle(key, nack=pb.Nack(id=t.id, lease=t.lease, error=str(e) or type(e).__name__,
-                                        action=pb.NACK_ACTION_DEAD))
+            st.settle(key, pb.Nack(id=t.id, lease=t.lease, error=str(e) or type(e).__name__,
+                                   action=pb.NACK_ACTION_DEAD))
             return
         except RetryAfter as e:
             self.failed += 1
-            st.settle(key, nack=pb.Nack(id=t.id, lease=t.lease, error=str(e), action=pb.NACK_ACTION_RETRY,
-                                        delay_ms=max(1, min(int(e.delay * 1000), 24 * 3600 * 1000))))
+            st.settle(key, pb.Nack(id=t.id, lease=t.lease, error=str(e), action=pb.NACK_ACTION_RETRY,
+                                   delay_ms=max(1, min(int(e.delay * 1000), 24 * 3600 * 1000))))
             return
         except Exception as e:  # a handler's failure is the task's, not the worker's
             self.failed += 1
-            st.settle(key, nack=pb.Nack(id=t.id, lease=t.lease, error=f"{type(e).__name__}: {e}"[:4096],
-                                        action=pb.NACK_ACTION_RETRY))
+            st.settle(key, pb.Nack(id=t.id, lease=t.lease, error=f"{type(e).__name__}: {e}"[:4096],
+                                   action=pb.NACK_ACTION_RETRY))
             return
         if isinstance(reply, str):
             reply = reply.encode("utf-8")
         elif reply is not None and not isinstance(reply, (bytes, bytearray, memoryview)):
             self.failed += 1
-            st.settle(key, nack=pb.Nack(id=t.id, lease=t.lease, action=pb.NACK_ACTION_DEAD,
-                                        error=f"handler returned {type(reply).__name__}, not bytes"))
+            st.settle(key, pb.Nack(id=t.id, lease=t.lease, action=pb.NACK_ACTION_DEAD,
+                                   error=f"handler returned {type(reply).__name__}, not bytes"))
             return
-        ack = pb.Ack(id=t.id, lease=t.lease)
-        if reply is not None and not self.no_reply:
-            ack.reply.payload = bytes(reply)
-            ack.reply_queue = self.reply_queue
-        self.acked += 1
-        st.settle(key, ack=ack)
+        if st.ack(key, None if reply is None or self.no_reply else bytes(reply)):
+            self.acked += 1
 
     # -- leases --------------------------------------------------------------
 
@@ -386,7 +448,9 @@ class Worker:
             if w is None:
                 self._work.put(None)
                 break
-            self._release(*w)
+            st, chunk = w
+            for t in chunk:
+                self._release(st, t)
         if st is None:
             return
         with st.cond:
