@@ -109,10 +109,10 @@ class _Stream:
                 return
 
     def received_tasks(self, tasks: List["Task"]) -> None:
+        held = {(t.id, t.lease): _Held(t, self) for t in tasks}
         with self.cond:
             self.received += len(tasks)
-            for t in tasks:
-                self.held[(t.id, t.lease)] = _Held(t, self)
+            self.held.update(held)
 
     def ack(self, key: Tuple[int, int], reply: Optional[bytes]) -> bool:
         with self.cond:
@@ -333,10 +333,12 @@ class Worker:
                  for d in resp.deliveries]
         b = resp.batch
         if b.ids:
-            data, off = b.payloads.data, 0
-            for i, id_ in enumerate(b.ids):
-                n = b.payloads.sizes[i]
-                tasks.append(Task(id_, b.leases[i], bytes(data[off:off + n]), b.attempts[i], {}, b.lease_ms))
+            # Copied out of the message once: indexing its repeated fields
+            # item by item costs several times more.
+            data, sizes, lease_ms = b.payloads.data, list(b.payloads.sizes), b.lease_ms
+            off = 0
+            for id_, lease, attempt, n in zip(b.ids, b.leases, b.attempts, sizes):
+                tasks.append(Task(id_, lease, data[off:off + n], attempt, {}, lease_ms))
                 off += n
         for r in resp.refused:
             log.warning("settle refused: id=%d lease=%d: %s", r.id, r.lease, r.reason)
