@@ -48,12 +48,21 @@ func (s *Suite) demoRun(ctx context.Context, n, k int, extra ...string) (DemoRes
 
 // demoRunWith is demoRun with extra flags slaveExtra(i) for slave i.
 func (s *Suite) demoRunWith(ctx context.Context, n, k int, slaveExtra func(i int) []string, extra ...string) (DemoResult, error) {
+	return s.demoRunStarting(ctx, n, k, func(addr string) ([]*Proc, error) {
+		return s.env.StartSlavesWith(addr, k, slaveExtra)
+	}, extra...)
+}
+
+// demoRunStarting is one demo whose k slaves (Go or other) start(addr)
+// starts: processes that end by themselves once the queue is closed and
+// drained.
+func (s *Suite) demoRunStarting(ctx context.Context, n, k int, start func(addr string) ([]*Proc, error), extra ...string) (DemoResult, error) {
 	master, addr, err := s.env.StartMaster(ctx, append([]string{"-demo", strconv.Itoa(n), "-demo-slaves", strconv.Itoa(k),
 		"-demo-progress", "log", "-log-level", "warn"}, extra...)...)
 	if err != nil {
 		return DemoResult{}, err
 	}
-	slaves, err := s.env.StartSlavesWith(addr, k, slaveExtra)
+	slaves, err := start(addr)
 	if err != nil {
 		master.Kill()
 		return DemoResult{}, err

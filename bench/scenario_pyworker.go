@@ -69,37 +69,20 @@ const pyWorkerGoal = 20.0
 
 // pythonWorkerRun is one demo squared by k Python slaves.
 func (s *Suite) pythonWorkerRun(ctx context.Context, py string, n, k int) (DemoResult, error) {
-	master, addr, err := s.env.StartMaster(ctx, "-demo", strconv.Itoa(n), "-demo-slaves", strconv.Itoa(k),
-		"-demo-progress", "log", "-log-level", "warn")
-	if err != nil {
-		return DemoResult{}, err
-	}
-	var slaves []*Proc
-	for i := range k {
-		p, err := s.env.Procs.Start(fmt.Sprintf("python slave %d", i+1), py, s.cfg.PySlave, addr, "--authkey-file", s.env.KeyFile)
-		if err != nil {
-			master.Kill()
-			for _, q := range slaves {
-				q.Kill()
+	return s.demoRunStarting(ctx, n, k, func(addr string) ([]*Proc, error) {
+		var slaves []*Proc
+		for i := range k {
+			p, err := s.env.Procs.Start(fmt.Sprintf("python slave %d", i+1), py, s.cfg.PySlave, addr, "--authkey-file", s.env.KeyFile)
+			if err != nil {
+				for _, q := range slaves {
+					q.Kill()
+				}
+				return nil, err
 			}
-			return DemoResult{}, err
+			slaves = append(slaves, p)
 		}
-		slaves = append(slaves, p)
-	}
-	res, err := finishDemo(ctx, master, n, slaves)
-	if err != nil {
-		for _, p := range slaves {
-			p.Kill()
-		}
-		return res, err
-	}
-	stuck := s.waitSelfExit(ctx, "python slave", slaves)
-	for _, p := range slaves {
-		if !stuck[p] && p.err != nil {
-			return res, p.failure(fmt.Errorf("exited after the demo: %w", p.err))
-		}
-	}
-	return res, ctx.Err()
+		return slaves, nil
+	})
 }
 
 // findPythonClient is the first python3 on PATH that imports grpc and

@@ -119,17 +119,24 @@ class Client:
             try:
                 return mc(req, metadata=md, timeout=timeout)
             except grpc.RpcError as e:
-                if is_session_error(e):
-                    self._relogin(gen, retry_end)
-                    continue
-                if is_replay_error(e):
-                    continue
-                err = from_rpc_error(e)
-                if isinstance(err, Unavailable) and time.monotonic() < retry_end:
-                    time.sleep(backoff * random.uniform(0.5, 1.0))
-                    backoff = min(backoff * 2, 2.0)
-                    continue
-                raise err from None
+                backoff = self._recover(e, gen, retry_end, backoff)
+
+    def _recover(self, e: grpc.RpcError, gen: Optional[int], retry_end: float, backoff: float) -> float:
+        """What a signed call that failed with e does before it is sent again:
+        after a master restart it logs in again, after a replay refusal
+        nothing (the next send is signed anew), while the master is
+        unreachable and retry_end has not passed it waits. Returns the next
+        backoff; raises e as a DistqError when no retry helps."""
+        if is_session_error(e):
+            self._relogin(gen, retry_end)
+            return backoff
+        if is_replay_error(e):
+            return backoff
+        err = from_rpc_error(e)
+        if isinstance(err, Unavailable) and time.monotonic() < retry_end:
+            time.sleep(backoff * random.uniform(0.5, 1.0))
+            return min(backoff * 2, 2.0)
+        raise err from None
 
     def _sign(self, name: str) -> Tuple[List[Tuple[str, str]], int]:
         return self._session.metadata(SERVICE + name)
@@ -263,19 +270,11 @@ class Queue:
                     ids.extend(r.ids)
                 return ids
             except grpc.RpcError as e:
-                if is_session_error(e):
-                    c._relogin(gen, retry_end)
-                    continue
-                if is_replay_error(e):
-                    continue
-                err = from_rpc_error(e)
-                if isinstance(err, Unavailable) and time.monotonic() < retry_end:
-                    time.sleep(backoff * random.uniform(0.5, 1.0))
-                    backoff = min(backoff * 2, 2.0)
-                    continue
-                if isinstance(err, Full):
+                try:
+                    backoff = c._recover(e, gen, retry_end, backoff)
+                except Full as err:
                     err.ids = ids  # type: ignore[attr-defined]
-                raise err from None
+                    raise
 
     # -- get -----------------------------------------------------------------
 
@@ -309,17 +308,8 @@ class Queue:
                     resp = c._stub.Get(req, metadata=md, wait_for_ready=True,
                                        timeout=None if left is None else left + 5)
             except grpc.RpcError as e:
-                if is_session_error(e):
-                    c._relogin(gen, retry_end)
-                    continue
-                if is_replay_error(e):
-                    continue
-                err = from_rpc_error(e)
-                if isinstance(err, Unavailable) and time.monotonic() < retry_end:
-                    time.sleep(backoff * random.uniform(0.5, 1.0))
-                    backoff = min(backoff * 2, 2.0)
-                    continue
-                raise err from None
+                backoff = c._recover(e, gen, retry_end, backoff)
+                continue
             except Unavailable:
                 if time.monotonic() < retry_end:
                     continue
