@@ -261,7 +261,8 @@ type Broker struct {
 	// it (syncNeed), so no lease id is handed out before its reservation
 	// is on disk.
 	leaseLSN atomic.Uint64
-	// lastLSN is the highest LSN of the records the broker appended.
+	// lastLSN is the highest LSN of the records the broker appended, or
+	// unloggedLSN once the journal refused one.
 	lastLSN atomic.Uint64
 
 	// draining is set once by Drain. It is read on every delivery (Next,

@@ -3,6 +3,8 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 
 	"github.com/distq/distq/internal/state"
 )
@@ -66,10 +68,16 @@ func (b *Broker) admit() error {
 // of a get that settles them) calls it after the change and before the
 // answer. The log is one order, so waiting for its last record covers the
 // caller's. Without a journal it returns at once.
+//
+// A change the journal refused (it closed after admitting the change) was
+// applied but never logged: Sync fails from then on (see unloggedLSN).
 func (b *Broker) Sync(ctx context.Context) error {
 	lsn := b.lastLSN.Load()
 	if b.j == nil || lsn == 0 {
 		return nil
+	}
+	if lsn == unloggedLSN {
+		return errUnlogged
 	}
 	// The last LSN of the broker's own records, not the journal's: a log
 	// may add records of its own (a no-op that carries a sync mark) that
@@ -88,7 +96,7 @@ func (b *Broker) noteLSN(lsn uint64) {
 }
 
 // record appends c, just applied, to the journal, and returns its LSN (0
-// when it is not logged). Called with the locks of the queues c names held
+// without a journal, unloggedLSN if the journal refused it). Called with the locks of the queues c names held
 // (q's among them; q's buffer encodes it).
 //
 // Without a journal it returns at once, inlined at every call: an
@@ -107,21 +115,32 @@ func (q *Queue) append(c state.Command) uint64 {
 	j := q.b.j
 	q.rec = state.AppendCommand(q.rec[:0], c)
 	lsn, err := j.Append(q.rec)
-	if err == nil {
-		q.b.noteLSN(lsn)
-	} else if !errors.Is(err, ErrLogClosed) {
+	if err != nil {
 		// Only a closed journal refuses a record: the master is stopping,
 		// and a change made now is not logged. It is at most the last
-		// moments of a shutdown, which a crash would lose as well.
-		// (The type is read from the record: a method call on c would make
-		// every command escape to the heap.)
-		q.b.log.Error("a change could not be logged", "queue", q.name, "command", state.Type(q.rec[0]).String(), "error", err)
+		// moments of a shutdown, which a crash would lose as well; but
+		// nobody may be told it is on disk, so whatever waits for it
+		// fails from now on.
+		lsn = unloggedLSN
+		if !errors.Is(err, ErrLogClosed) {
+			// (The type is read from the record: a method call on c
+			// would make every command escape to the heap.)
+			q.b.log.Error("a change could not be logged", "queue", q.name, "command", state.Type(q.rec[0]).String(), "error", err)
+		}
 	}
+	q.b.noteLSN(lsn)
 	if cap(q.rec) > 4*maxCmdBytes {
 		q.rec = nil // one outsized command does not keep its buffer
 	}
 	return lsn
 }
+
+// unloggedLSN stands for the record of a change the journal refused: an
+// LSN no log reaches. Sync after it, and a delivery of the items it made
+// or under the lease ids it reserved, fail with errUnlogged.
+const unloggedLSN = math.MaxUint64
+
+var errUnlogged = fmt.Errorf("%w: a change made while it closed is not on disk", ErrLogClosed)
 
 // putChunk is how many of msgs, from the front, one Put command takes: all
 // of them without a journal, else at most maxCmdItems items and, past the

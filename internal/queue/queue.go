@@ -864,6 +864,19 @@ func (q *Queue) GetAppend(ctx context.Context, buf []Delivery, max int, nowait b
 					q.mu.Unlock()
 					return nil, err
 				}
+				// And a settle cannot be taken back: if the wait for
+				// their records failed after it (the caller gone, the
+				// log failed), the items would be gone unseen, and a
+				// crash could keep the settle. So the wait comes first,
+				// while the items are still in the queue.
+				if need := q.readyNeed(n); need != 0 {
+					q.mu.Unlock()
+					if err := q.b.waitLog(ctx, need); err != nil {
+						return nil, err
+					}
+					q.mu.Lock()
+					continue
+				}
 			}
 			out := q.take(slices.Grow(buf, n), n, autoAck, q.b.now())
 			q.readyShrank()

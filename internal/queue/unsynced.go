@@ -3,6 +3,8 @@ package queue
 import (
 	"context"
 	"slices"
+
+	"github.com/distq/distq/internal/state"
 )
 
 // A delivery is handed out only once the record that made its item is
@@ -98,6 +100,25 @@ func (q *Queue) logNeed(ds []Delivery) uint64 {
 	return need
 }
 
+// readyNeed is the LSN that must be durable before the n front ready
+// items may be taken with auto-ack (see Queue.GetAppend), or 0 when they
+// wait for nothing. Called with q.mu held.
+func (q *Queue) readyNeed(n int) uint64 {
+	if q.b.j == nil {
+		return 0
+	}
+	if q.pruneUnsynced(); len(q.unsynced) == 0 {
+		return 0 // the usual backlog: every record that made an item is durable
+	}
+	var top uint64
+	q.ready.ascend(func(it *state.Item) bool {
+		top = max(top, it.ID)
+		n--
+		return n > 0
+	})
+	return q.logNeed([]Delivery{{ID: top}})
+}
+
 // waitDurable returns once lsn (from syncNeed) is durable. Called without
 // locks.
 // Inlined, it costs a delivery that waits for nothing (no journal) a test.
@@ -112,6 +133,9 @@ func (b *Broker) waitDurable(ctx context.Context, lsn uint64) error {
 func (b *Broker) waitLog(ctx context.Context, lsn uint64) error {
 	if lsn <= b.j.Durable() {
 		return nil
+	}
+	if lsn == unloggedLSN {
+		return errUnlogged
 	}
 	return b.j.WaitContext(ctx, lsn)
 }

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -139,5 +140,83 @@ func TestDeliveryWaitsForItsRecord(t *testing.T) {
 	ds = expectWait("Get", gets)
 	if len(ds) != 1 || string(ds[0].Payload) != "3" {
 		t.Fatalf("got %+v", ds)
+	}
+}
+
+// A Get with auto-ack waits for its items' records before it settles
+// them: a caller that leaves during the wait (or a log that fails) leaves
+// the items in the queue, where a settle already made would have lost
+// them unseen, and a crash could have kept that settle.
+func TestAutoAckGetWaitsBeforeItSettles(t *testing.T) {
+	j := newGatedJournal()
+	b, _ := newTestBroker(t, Config{Queues: []QueueConfig{{Name: "results"}}, LeaseTime: time.Minute, Journal: j})
+	results := mustQueue(t, b, "results")
+	mustPut(t, results, msgs("a", "b")...)
+	records := j.LastLSN()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, 1)
+	go func() {
+		ds, err := results.Get(ctx, 2, false, 0, true)
+		if err == nil {
+			t.Errorf("Get handed out %+v before its record was durable", ds)
+		}
+		errs <- err
+	}()
+	if lsn := <-j.waits; lsn != records {
+		t.Fatalf("waited for LSN %d, want %d (the put's)", lsn, records)
+	}
+	cancel()
+	if err := <-errs; err != context.Canceled {
+		t.Fatalf("Get: %v, want context.Canceled", err)
+	}
+	if last := j.LastLSN(); last != records {
+		t.Fatalf("the log has %d records after the Get, want %d: it settled what it never handed out", last, records)
+	}
+	if st := results.Stats(); st.Ready != 2 {
+		t.Fatalf("after the Get gave up: %+v, want both items ready", st)
+	}
+
+	// Once the records are durable, the same Get takes both at once.
+	j.release()
+	ds, err := results.Get(context.Background(), 2, false, 0, true)
+	if err != nil || len(ds) != 2 || string(ds[0].Payload) != "a" || string(ds[1].Payload) != "b" {
+		t.Fatalf("Get: %+v, %v", ds, err)
+	}
+	if st := results.Stats(); st.Ready != 0 || st.Leased != 0 {
+		t.Fatalf("after an auto-ack Get: %+v", st)
+	}
+}
+
+// A change the journal refuses (it closed between the change's admission
+// and its append) is applied and not logged: nothing may be answered as
+// on disk after it, and its items are not handed out (their ids are on no
+// disk, so a restart could give them to other items).
+func TestUnloggedChangeIsNeverAnsweredDurable(t *testing.T) {
+	j := &memJournal{}
+	b, _ := newTestBroker(t, Config{Queues: []QueueConfig{{Name: "tasks"}}, Journal: j})
+	tasks := mustQueue(t, b, "tasks")
+	ctx := context.Background()
+	mustPut(t, tasks, msgs("logged")...)
+	if err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	j.mu.Lock()
+	j.closed = true // memJournal admits everything: the append is what refuses
+	j.mu.Unlock()
+	if _, err := tasks.Put(ctx, msgs("unlogged"), false, 0); err != nil {
+		t.Fatalf("Put: %v (admitted, so applied)", err)
+	}
+	if err := b.Sync(ctx); !errors.Is(err, ErrLogClosed) {
+		t.Fatalf("Sync after an unlogged put: %v, want ErrLogClosed", err)
+	}
+
+	ds, err := tasks.Get(ctx, 1, true, 0, true)
+	if err != nil || len(ds) != 1 || string(ds[0].Payload) != "logged" {
+		t.Fatalf("Get of the logged item: %+v, %v", ds, err)
+	}
+	if ds, err := tasks.Get(ctx, 1, true, 0, true); !errors.Is(err, ErrLogClosed) {
+		t.Fatalf("Get of the unlogged item: %+v, %v, want ErrLogClosed", ds, err)
 	}
 }
