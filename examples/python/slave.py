@@ -40,7 +40,9 @@ def main() -> int:
     DELAY = args.delay
     host, _, port = args.master.rpartition(":")
     try:
-        client = distq.connect((host.strip("[]"), int(port)), key_file=args.authkey_file)
+        # Waits for a master that is not up yet, as the Go slave does.
+        print(f"slave: connecting to {args.master}", file=sys.stderr, flush=True)
+        client = distq.connect((host.strip("[]"), int(port)), key_file=args.authkey_file, connect_timeout=None)
         worker = client.worker(square, concurrency=args.concurrency)
         worker.stop_on_signals()
         worker.run()

@@ -15,15 +15,15 @@ A worker is one handler:
 Payloads are bytes; nothing a peer sends is ever unpickled.
 """
 from ._auth import load_key, read_key_file
-from .client import Client, Message, Queue, connect
+from .client import Client, Lease, Message, Queue, connect
 from .codec import decode_int, decode_json, encode_int, encode_json
-from .errors import (AuthFailed, Closed, DistqError, Empty, Full, MasterUnverified, PermanentFailure, PutForgotten,
-                     Replayed, RetryAfter, Unavailable, UnknownQueue, is_permanent)
+from .errors import (AuthFailed, Closed, DistqError, Empty, Full, LeaseLost, MasterUnverified, PermanentFailure,
+                     PutForgotten, Replayed, RetryAfter, Unavailable, UnknownQueue, is_permanent)
 from .worker import Task, Worker
 
 __all__ = [
-    "connect", "Client", "Queue", "Message", "Worker", "Task", "load_key", "read_key_file",
+    "connect", "Client", "Queue", "Message", "Lease", "Worker", "Task", "load_key", "read_key_file",
     "encode_int", "decode_int", "encode_json", "decode_json",
-    "DistqError", "Full", "Empty", "Closed", "UnknownQueue", "AuthFailed", "MasterUnverified", "Unavailable",
-    "Replayed", "PutForgotten", "PermanentFailure", "RetryAfter", "is_permanent",
+    "DistqError", "Full", "Empty", "Closed", "LeaseLost", "UnknownQueue", "AuthFailed", "MasterUnverified",
+    "Unavailable", "Replayed", "PutForgotten", "PermanentFailure", "RetryAfter", "is_permanent",
 ]

@@ -14,7 +14,8 @@ import grpc
 from ._auth import Session, is_replay_error, is_session_error, load_key
 from ._proto import queue_pb2 as pb
 from ._proto import queue_pb2_grpc
-from .errors import Closed, Empty, Full, Unavailable, from_rpc_error
+from .errors import (Closed, Empty, Full, LeaseLost, PermanentFailure, RetryAfter, Unavailable,
+                     from_rpc_error)
 
 SERVICE = "/distq.v1.QueueService/"
 Address = Union[str, Tuple[str, int]]
@@ -26,12 +27,16 @@ MAX_MESSAGE = 4 << 20
 
 @dataclass
 class Message:
-    """An item taken from a queue: its payload and what the master says of it."""
+    """An item taken from a queue: its payload and what the master says of it.
+    ``lease`` names the delivery of an item taken under a lease (0 when it
+    was settled as it was taken), ``lease_ms`` is how long the lease lasts."""
     id: int
     payload: bytes
     reply_to: int = 0
     attempt: int = 0
     headers: Dict[str, str] = field(default_factory=dict)
+    lease: int = 0
+    lease_ms: int = 0
 
 
 def _target(address: Address) -> str:
@@ -50,16 +55,31 @@ def _ms(seconds: Optional[float]) -> int:
 
 
 def _messages(resp: pb.GetResponse) -> List[Message]:
-    out = [Message(d.id, bytes(d.payload), d.reply_to, d.attempt, dict(d.headers)) for d in resp.deliveries]
+    out = [Message(d.id, bytes(d.payload), d.reply_to, d.attempt, dict(d.headers), d.lease, d.lease_ms)
+           for d in resp.deliveries]
     b = resp.batch
     if b.ids:
         data, off = b.payloads.data, 0
         for i, id_ in enumerate(b.ids):
             n = b.payloads.sizes[i]
             out.append(Message(id_, bytes(data[off:off + n]), b.reply_to[i] if b.reply_to else 0,
-                               b.attempts[i] if b.attempts else 0))
+                               b.attempts[i] if b.attempts else 0, {}, b.leases[i] if b.leases else 0,
+                               b.lease_ms))
             off += n
     return out
+
+
+def nack_for(id_: int, lease: int, err: Optional[BaseException]) -> pb.Nack:
+    """The Nack that settles a failed task as the Go package's Task.Fail does:
+    PermanentFailure dead-letters it at once, RetryAfter retries it after its
+    delay, anything else after the queue's backoff."""
+    if isinstance(err, PermanentFailure):
+        return pb.Nack(id=id_, lease=lease, error=str(err) or type(err).__name__, action=pb.NACK_ACTION_DEAD)
+    if isinstance(err, RetryAfter):
+        return pb.Nack(id=id_, lease=lease, error=str(err), action=pb.NACK_ACTION_RETRY,
+                       delay_ms=max(1, min(int(err.delay * 1000), 24 * 3600 * 1000)))
+    msg = "task failed" if err is None else f"{type(err).__name__}: {err}"
+    return pb.Nack(id=id_, lease=lease, error=msg[:4096], action=pb.NACK_ACTION_RETRY)
 
 
 class Client:
@@ -67,14 +87,17 @@ class Client:
 
     The key is ``authkey`` (bytes), or read from ``key_file`` (its bytes, one
     trailing newline dropped), or found as the Go programs find it
-    ($DISTQ_AUTHKEY_FILE, then $DISTQ_AUTHKEY). ``retry_for`` bounds how long
-    a call keeps trying a master that cannot be reached (seconds). ``credentials``
+    ($DISTQ_AUTHKEY_FILE, then $DISTQ_AUTHKEY). The constructor logs in,
+    waiting up to ``connect_timeout`` seconds for the master to be reachable
+    (None: until it is, as the Go slave waits for a master started after
+    it); it raises Unavailable when the time runs out. ``retry_for`` bounds
+    how long a call keeps trying a master that cannot be reached (seconds). ``credentials``
     are gRPC channel credentials for TLS; without them the connection is
     plain text.
     """
 
     def __init__(self, address: Address, authkey: Optional[bytes] = None, *, key_file: Optional[str] = None,
-                 connect_timeout: float = 10.0, retry_for: float = 60.0,
+                 connect_timeout: Optional[float] = 10.0, retry_for: float = 60.0,
                  credentials: Optional[grpc.ChannelCredentials] = None) -> None:
         key = bytes(authkey) if authkey is not None else load_key(key_file)
         self.address = _target(address)
@@ -229,6 +252,8 @@ class Queue:
     def __init__(self, client: Client, name: str) -> None:
         self.client = client
         self.name = name
+        self._held_lock = threading.Lock()
+        self._held: List["Lease"] = []  # leases taken by this handle, not settled, oldest first
 
     def __repr__(self) -> str:
         return f"distq.Queue({self.name!r})"
@@ -283,6 +308,26 @@ class Queue:
         ``timeout`` seconds (for ever when None) unless ``block`` is false;
         raises Empty when nothing came, Closed when the queue is closed and
         drained."""
+        return self._take(block, timeout, True)[0]
+
+    def get_nowait(self) -> Message:
+        """get(block=False)."""
+        return self.get(block=False)
+
+    def lease(self, block: bool = True, timeout: Optional[float] = None) -> "Lease":
+        """Take one item under a lease (JoinableQueue.get): it stays the
+        master's until it is settled with done(), reply(), fail() or
+        release(), or task_done(); if the lease runs out first (the master's
+        -lease, ``lease_ms``), or this process dies, the item is delivered
+        again. Waits as get() does."""
+        msg, incarnation = self._take(block, timeout, False)
+        lease = Lease(self, msg, incarnation)
+        with self._held_lock:
+            self._held.append(lease)
+        return lease
+
+    def _take(self, block: bool, timeout: Optional[float], auto_ack: bool) -> Tuple[Message, int]:
+        """One item and the incarnation of the master that handed it out."""
         c = self.client
         nowait = not block or (timeout is not None and timeout <= 0)
         deadline = None if nowait or timeout is None else time.monotonic() + timeout
@@ -292,7 +337,7 @@ class Queue:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise Empty("distq: queue empty", None, "")
-            req = pb.GetRequest(queue=self.name, max_items=1, nowait=nowait, timeout_ms=_ms(left), auto_ack=True)
+            req = pb.GetRequest(queue=self.name, max_items=1, nowait=nowait, timeout_ms=_ms(left), auto_ack=auto_ack)
             gs = c._get_stream(self.name)
             gen = None
             try:
@@ -316,15 +361,11 @@ class Queue:
                 raise
             msgs = _messages(resp)
             if msgs:
-                return msgs[0]
+                return msgs[0], resp.incarnation
             if resp.closed:
                 raise Closed("distq: queue closed and drained", None, "QUEUE_CLOSED")
             if nowait or deadline is not None:
                 raise Empty("distq: queue empty", None, "")
-
-    def get_nowait(self) -> Message:
-        """get(block=False)."""
-        return self.get(block=False)
 
     # -- the rest of queue.Queue ----------------------------------------------
 
@@ -346,10 +387,23 @@ class Queue:
         return s.maxsize > 0 and s.ready >= s.maxsize
 
     def task_done(self) -> None:
-        """JoinableQueue.task_done, for code written for the recipe. Items
-        taken with get() are settled as they are taken, and a worker settles
-        its tasks by itself, so there is nothing left to do; join() waits on
-        the master's own count."""
+        """JoinableQueue.task_done: settles (done) the oldest item this handle
+        took with lease() and has not settled. Items taken with get() are
+        settled as they are taken, so after get() there is nothing left to
+        do and it does nothing, as code written for the recipe expects.
+        join() waits on the master's own count. Raises LeaseLost if the
+        lease ran out before."""
+        with self._held_lock:
+            oldest = self._held[0] if self._held else None
+        if oldest is not None:
+            oldest.done()
+
+    def _forget(self, lease: "Lease") -> None:
+        with self._held_lock:
+            try:
+                self._held.remove(lease)
+            except ValueError:
+                pass
 
     def join(self, timeout: Optional[float] = None) -> bool:
         """Wait until the queue holds nothing ready, leased or delayed: every
@@ -381,3 +435,93 @@ class Queue:
             out.append(m)
         return out
 
+
+
+class Lease(Message):
+    """An item taken with Queue.lease(): the Message's fields, and the calls
+    that settle it (each one round trip, answered once the master has it on
+    disk when it keeps one). Settle it once. A settle the master refuses,
+    because the lease ran out and the item went to another, or the master
+    restarted since, raises LeaseLost.
+
+    As a context manager it settles itself: done() when the block ends
+    cleanly, fail(exc) when it raises (PermanentFailure dead-letters the
+    item, RetryAfter chooses the delay), unless the block settled it::
+
+        with tasks.lease() as t:
+            t.reply(square(t.payload))
+    """
+
+    # One delivery is one object: compared and hashed by identity, not by
+    # the Message's fields.
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    def __init__(self, queue: Queue, msg: Message, incarnation: int) -> None:
+        super().__init__(msg.id, msg.payload, msg.reply_to, msg.attempt, msg.headers, msg.lease, msg.lease_ms)
+        self.queue = queue
+        self.incarnation = incarnation
+        self.settled = False
+
+    def __repr__(self) -> str:
+        return f"distq.Lease(queue={self.queue.name!r}, id={self.id}, attempt={self.attempt})"
+
+    def done(self) -> None:
+        """Acknowledge the item: it is gone from the queue (task_done)."""
+        self._ack(pb.Ack(id=self.id, lease=self.lease))
+
+    def reply(self, payload: Payload, queue: str = "results") -> None:
+        """Acknowledge the item and, in the same step, put ``payload`` into
+        ``queue`` as its reply (reply_to is the item's id): a result is kept
+        exactly when its task is settled."""
+        self._ack(pb.Ack(id=self.id, lease=self.lease, reply=pb.Item(payload=bytes(payload)), reply_queue=queue))
+
+    def fail(self, error: Optional[BaseException] = None) -> None:
+        """Hand the item back as failed with ``error``: retried after the
+        queue's backoff, or RetryAfter's delay; dead-lettered at once for a
+        PermanentFailure, or once the master's max attempts are used up."""
+        self._settle("Nack", pb.NackRequest(queue=self.queue.name, nacks=[nack_for(self.id, self.lease, error)],
+                                            incarnation=self.incarnation))
+
+    def release(self) -> None:
+        """Hand the item back untouched: ready again at once, the attempt not counted."""
+        self._settle("Nack", pb.NackRequest(queue=self.queue.name, incarnation=self.incarnation, nacks=[
+            pb.Nack(id=self.id, lease=self.lease, error="released", action=pb.NACK_ACTION_RELEASE)]))
+
+    def extend(self, seconds: Optional[float] = None) -> None:
+        """Keep the lease for ``seconds`` from now (None: the master's lease
+        time), for work longer than a lease. It does not settle the item."""
+        r = self.queue.client._unary("Extend", pb.ExtendRequest(
+            queue=self.queue.name, incarnation=self.incarnation,
+            extends=[pb.Extend(id=self.id, lease=self.lease, lease_ms=_ms(seconds))]), timeout=30)
+        _raise_refused(r.refused)
+
+    def _ack(self, ack: pb.Ack) -> None:
+        self._settle("Ack", pb.AckRequest(queue=self.queue.name, acks=[ack], incarnation=self.incarnation))
+
+    def _settle(self, method: str, req) -> None:
+        if self.settled:
+            raise LeaseLost("distq: this lease was settled already", None, "")
+        r = self.queue.client._unary(method, req, timeout=30)
+        self.settled = True
+        self.queue._forget(self)
+        _raise_refused(r.refused)
+
+    def __enter__(self) -> "Lease":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self.settled:
+            return False
+        if exc is None:
+            self.done()
+        elif isinstance(exc, Exception):
+            self.fail(exc)
+        else:
+            self.release()  # KeyboardInterrupt, SystemExit: not the item's fault
+        return False
+
+
+def _raise_refused(refused) -> None:
+    if refused:
+        raise LeaseLost(f"distq: settle refused: {refused[0].reason}", None, "")

@@ -50,6 +50,12 @@ class MasterUnverified(AuthFailed):
     client's side raises; it is an AuthFailed, so one except catches both."""
 
 
+class LeaseLost(DistqError):
+    """A settle or extend of a leased item was refused: the lease ran out
+    and the item went to another delivery, it was settled already, or the
+    master restarted since it was leased. The settle did nothing."""
+
+
 class Unavailable(DistqError):
     """The master cannot be reached or is shutting down."""
 

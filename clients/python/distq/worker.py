@@ -9,17 +9,14 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import grpc
 
 from ._auth import is_replay_error, is_session_error
 from ._proto import queue_pb2 as pb
-from .errors import (AuthFailed, DistqError, MasterUnverified, PermanentFailure, RetryAfter,
-                     from_rpc_error, is_permanent)
-
-if TYPE_CHECKING:
-    from .client import Client
+from .client import Client, nack_for
+from .errors import AuthFailed, DistqError, MasterUnverified, from_rpc_error, is_permanent
 
 log = logging.getLogger("distq.worker")
 
@@ -391,20 +388,9 @@ class Worker:
         key = (t.id, t.lease)
         try:
             reply = self.handler(t)
-        except PermanentFailure as e:
-            self.failed += 1
-            st.settle(key, pb.Nack(id=t.id, lease=t.lease, error=str(e) or type(e).__name__,
-                                   action=pb.NACK_ACTION_DEAD))
-            return
-        except RetryAfter as e:
-            self.failed += 1
-            st.settle(key, pb.Nack(id=t.id, lease=t.lease, error=str(e), action=pb.NACK_ACTION_RETRY,
-                                   delay_ms=max(1, min(int(e.delay * 1000), 24 * 3600 * 1000))))
-            return
         except Exception as e:  # a handler's failure is the task's, not the worker's
             self.failed += 1
-            st.settle(key, pb.Nack(id=t.id, lease=t.lease, error=f"{type(e).__name__}: {e}"[:4096],
-                                   action=pb.NACK_ACTION_RETRY))
+            st.settle(key, nack_for(t.id, t.lease, e))
             return
         if isinstance(reply, str):
             reply = reply.encode("utf-8")

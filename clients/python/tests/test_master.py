@@ -4,6 +4,7 @@ the master's queue stats, processes ending); the timeouts only guard
 against hangs."""
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -160,6 +161,70 @@ class QueueTest(Fixture):
         with self.assertRaises(distq.UnknownQueue):
             c.queue("nosuch").put(b"x")
 
+    def test_leases(self):
+        m = self.master("-lease", "1m", "-max-attempts", "3", "-retry-min", "10ms", "-retry-max", "20ms")
+        c = self.connect(m)
+        tasks, results = c.queue("tasks"), c.queue("results")
+        tasks.put_many([b"2", b"3", b"4", b"5", b"6", b"7"])
+
+        # JoinableQueue's shape: lease, then task_done settles the oldest.
+        t = tasks.lease(timeout=HANG)
+        self.assertEqual((t.payload, t.attempt), (b"2", 1))
+        self.assertGreater(t.lease, 0)
+        self.assertEqual(tasks.stats().leased, 1)
+        tasks.task_done()
+        self.assertEqual((tasks.stats().leased, tasks.stats().acked_total), (0, 1))
+        tasks.task_done()  # nothing held: nothing to do, as after get()
+
+        # reply: the task settled and its result kept in one step.
+        with tasks.lease(timeout=HANG) as t:
+            t.reply(distq.encode_int(distq.decode_int(t.payload) ** 2))
+        r = results.get(timeout=HANG)
+        self.assertEqual((r.payload, r.reply_to), (b"9", t.id))
+
+        # The context manager: done on a clean exit, fail on an exception.
+        with tasks.lease(timeout=HANG) as t:
+            pass
+        self.assertEqual(tasks.stats().acked_total, 3)
+        with self.assertRaises(ValueError):
+            with tasks.lease(timeout=HANG) as t:
+                raise ValueError("no good")
+        s = tasks.stats()
+        self.assertEqual((s.leased, s.ready + s.delayed), (0, 3))
+        held = []
+        again = tasks.lease(timeout=HANG)  # the failed one comes back after its backoff
+        while again.payload != b"5":
+            held.append(again)
+            again = tasks.lease(timeout=HANG)
+        for h in held:
+            h.release()  # back untouched: the attempt does not count
+        self.assertEqual(again.attempt, 2)
+        again.fail(distq.PermanentFailure("dead now"))
+        dead = tasks.dead()
+        self.assertEqual([(d.payload, d.error) for d in dead], [(b"5", "dead now")])
+
+        # A lease that ran out (extend sets its length from now, shorter
+        # here): the item went back, and a late settle is refused.
+        lost = tasks.lease(timeout=HANG)
+        self.assertEqual(lost.attempt, 1)  # released before, not counted
+        lost.extend(0.05)
+        wait_until(lambda: tasks.stats().expired_total >= 1, "the lease to run out")
+        with self.assertRaises(distq.LeaseLost):
+            lost.done()
+        with self.assertRaises(distq.LeaseLost):
+            lost.done()  # settled already, by this handle's count too
+        back = tasks.lease(timeout=HANG)
+        while back.id != lost.id:  # the other item left, ahead of the expired one's retry
+            back.done()
+            back = tasks.lease(timeout=HANG)
+        self.assertEqual(back.attempt, lost.attempt + 1)
+        back.done()
+        if tasks.stats().ready:
+            tasks.lease(timeout=HANG).done()
+        s = tasks.stats()
+        self.assertEqual((s.ready, s.leased, s.delayed), (0, 0, 0))
+        self.assertTrue(tasks.join(timeout=5))
+
     def test_wrong_key_refused(self):
         m = self.master()
         # The master's proof is checked first, so a wrong key is found
@@ -198,6 +263,18 @@ class RecipeTest(Fixture):
         st = {q.name: q for q in self.connect(m).stats()}
         self.assertEqual((st["tasks"].acked_total, st["results"].put_total, st["results"].ready),
                          (3000, 3000, 0))
+
+    def test_slave_waits_for_a_master_started_after_it(self):
+        with socket.socket() as sk:  # a free port, for the master started later
+            sk.bind(("127.0.0.1", 0))
+            port = sk.getsockname()[1]
+        s = self.py("slave.py", f"127.0.0.1:{port}", "--authkey-file", self.key_file)
+        wait_until(lambda: "connecting to" in self.output(s), "the slave to try its master")
+        self.assertIsNone(s.poll(), self.output(s))
+        m = self.master("-demo", "200", "-demo-slaves", "1", listen=f"127.0.0.1:{port}")
+        self.assertEqual(self.finish(m), 0, self.output(m))
+        self.assertIn("demo OK: 200 tasks", self.output(m))
+        self.assertEqual(self.finish(s), 0, self.output(s))
 
     def test_wrong_key_worker_exits_nonzero(self):
         m = self.master()
