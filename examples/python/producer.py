@@ -3,7 +3,7 @@
 read N results from "results", check that each is the square of its task
 and came back once; exit 0 only if all did.
 
-    producer.py HOST:PORT N [--authkey-file FILE] [--close] [--timeout SECONDS]
+    producer.py HOST:PORT N [--authkey-file FILE] [--close] [--timeout SECONDS] [--tls-ca FILE ...]
 
 --close closes "tasks" once every result is in, so that the slaves drain
 it and end. The key is found as slave.py finds it.
@@ -19,19 +19,18 @@ except ImportError:  # run from a checkout: use the package next to it
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "clients", "python"))
     import distq
 
+import flags
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("master", help="HOST:PORT of the master")
+    flags.add(ap)
     ap.add_argument("n", type=int)
-    ap.add_argument("--authkey-file", "-authkey-file", default=None)
     ap.add_argument("--close", "-close", action="store_true")
     ap.add_argument("--timeout", "-timeout", type=float, default=60.0,
                     help="give up when no result came for this long (seconds)")
     args = ap.parse_args()
-    host, _, port = args.master.rpartition(":")
     try:
-        client = distq.connect((host.strip("[]"), int(port)), key_file=args.authkey_file)
+        client = flags.connect(args)
         tasks, results = client.queue("tasks"), client.queue("results")
         numbers = [random.randint(1, 100) for _ in range(args.n)]
         want = {}

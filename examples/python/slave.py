@@ -3,6 +3,7 @@
 until the queue is closed and drained.
 
     slave.py HOST:PORT [--authkey-file FILE] [--concurrency N] [--delay SECONDS]
+             [--tls-ca FILE [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]]
 
 The key comes from --authkey-file, else $DISTQ_AUTHKEY_FILE, else
 $DISTQ_AUTHKEY, as for the Go slave. Payloads are ASCII decimal numbers.
@@ -18,6 +19,7 @@ except ImportError:  # run from a checkout: use the package next to it
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "clients", "python"))
     import distq
 
+import flags
 
 DELAY = 0.0
 
@@ -31,18 +33,16 @@ def square(task: distq.Task) -> bytes:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("master", help="HOST:PORT of the master")
-    ap.add_argument("--authkey-file", "-authkey-file", default=None)
+    flags.add(ap)
     ap.add_argument("--concurrency", "-concurrency", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--delay", "-delay", type=float, default=0.0, help="simulated work per task (seconds)")
     args = ap.parse_args()
     global DELAY
     DELAY = args.delay
-    host, _, port = args.master.rpartition(":")
     try:
         # Waits for a master that is not up yet, as the Go slave does.
         print(f"slave: connecting to {args.master}", file=sys.stderr, flush=True)
-        client = distq.connect((host.strip("[]"), int(port)), key_file=args.authkey_file, connect_timeout=None)
+        client = flags.connect(args, connect_timeout=None)
         worker = client.worker(square, concurrency=args.concurrency)
         worker.stop_on_signals()
         worker.run()

@@ -91,20 +91,35 @@ class Client:
     waiting up to ``connect_timeout`` seconds for the master to be reachable
     (None: until it is, as the Go slave waits for a master started after
     it); it raises Unavailable when the time runs out. ``retry_for`` bounds
-    how long a call keeps trying a master that cannot be reached (seconds). ``credentials``
-    are gRPC channel credentials for TLS; without them the connection is
-    plain text.
+    how long a call keeps trying a master that cannot be reached (seconds).
+
+    TLS as the Go programs' flags: ``tls_ca`` (a PEM file of the CA that
+    signed the master's certificate) turns it on; ``tls_cert`` and
+    ``tls_key`` add a client certificate for a master that asks for one
+    (its -tls-client-ca); ``tls_server_name`` is the name to verify in the
+    master's certificate (default: the host of ``address``). Or pass gRPC
+    ``credentials`` of your own. Without either the connection is plain text.
     """
 
     def __init__(self, address: Address, authkey: Optional[bytes] = None, *, key_file: Optional[str] = None,
                  connect_timeout: Optional[float] = 10.0, retry_for: float = 60.0,
-                 credentials: Optional[grpc.ChannelCredentials] = None) -> None:
+                 credentials: Optional[grpc.ChannelCredentials] = None, tls_ca: Optional[str] = None,
+                 tls_cert: Optional[str] = None, tls_key: Optional[str] = None,
+                 tls_server_name: Optional[str] = None) -> None:
         key = bytes(authkey) if authkey is not None else load_key(key_file)
         self.address = _target(address)
         opts = [("grpc.max_receive_message_length", MAX_MESSAGE),
                 ("grpc.max_send_message_length", MAX_MESSAGE),
                 ("grpc.keepalive_time_ms", 60_000),
                 ("grpc.keepalive_timeout_ms", 20_000)]
+        if tls_ca or tls_cert or tls_key:
+            if credentials is not None:
+                raise ValueError("distq: pass credentials or the tls_ files, not both")
+            if not tls_ca:
+                raise ValueError("distq: tls_cert and tls_key need tls_ca")
+            credentials = tls_credentials(tls_ca, tls_cert, tls_key)
+        if tls_server_name:
+            opts.append(("grpc.ssl_target_name_override", tls_server_name))
         if credentials is not None:
             self._channel = grpc.secure_channel(self.address, credentials, options=opts)
         else:
@@ -207,6 +222,23 @@ class Client:
             return g
 
 
+def tls_credentials(ca_file: str, cert_file: Optional[str] = None,
+                    key_file: Optional[str] = None) -> grpc.ChannelCredentials:
+    """Channel credentials from PEM files, as the Go programs' -tls-ca,
+    -tls-cert and -tls-key make them: the CA that signed the master's
+    certificate, and optionally a client certificate and its key."""
+    if bool(cert_file) != bool(key_file):
+        raise ValueError("distq: tls_cert and tls_key go together")
+
+    def read(path: Optional[str]) -> Optional[bytes]:
+        if not path:
+            return None
+        with open(path, "rb") as f:
+            return f.read()
+    return grpc.ssl_channel_credentials(root_certificates=read(ca_file), private_key=read(key_file),
+                                        certificate_chain=read(cert_file))
+
+
 def connect(address: Address, authkey: Optional[bytes] = None, **kwargs) -> Client:
     """Connect to a master at ``(host, port)`` (or ``"host:port"``) and log in:
     the recipe's ``manager.connect()``. See Client for the arguments."""
@@ -277,9 +309,13 @@ class Queue:
         the queue fills up part way, Full is raised with ``ids`` naming the
         items stored."""
         c = self.client
-        req = pb.PutRequest(queue=self.name, items=[pb.Item(payload=bytes(p)) for p in items],
-                            nowait=not block, timeout_ms=_ms(timeout) if block else 0,
+        # Packed (one buffer and the sizes): a message per item would cost
+        # more to build than the put takes to send.
+        payloads = [bytes(p) for p in items]
+        req = pb.PutRequest(queue=self.name, nowait=not block, timeout_ms=_ms(timeout) if block else 0,
                             producer_id=c.producer_id, sequence=c._next_put_seq(self.name))
+        req.packed.sizes.extend(len(p) for p in payloads)
+        req.packed.data = b"".join(payloads)
         if block and timeout is not None and timeout <= 0:
             req.nowait = True
         deadline = None if timeout is None or not block else time.monotonic() + timeout

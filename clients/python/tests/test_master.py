@@ -411,5 +411,49 @@ class WorkerTest(Fixture):
         self.assertEqual(m2.poll(), None)
 
 
+def make_certs(d):
+    """A CA, a master certificate for 127.0.0.1 and "master", and a client
+    certificate, made with the openssl command."""
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=distq test CA")
+    for name, ext in (("master", "subjectAltName=IP:127.0.0.1,DNS:master\nextendedKeyUsage=serverAuth\n"),
+                      ("client", "extendedKeyUsage=clientAuth\n")):
+        with open(os.path.join(d, name + ".ext"), "w") as f:
+            f.write(ext)
+        run("req", *ec, "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name)
+        run("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", name + ".pem", "-days", "2", "-extfile", name + ".ext")
+    return {n: os.path.join(d, n) for n in ("ca.pem", "master.pem", "master.key", "client.pem", "client.key")}
+
+
+class TLSTest(Fixture):
+    def test_mutual_tls(self):
+        certs = make_certs(self.dir)
+        tls = ["-tls-cert", certs["master.pem"], "-tls-key", certs["master.key"], "-tls-client-ca", certs["ca.pem"]]
+        m = self.master("-demo", "300", "-demo-slaves", "1", *tls)
+        s = self.py("slave.py", m.addr, "--authkey-file", self.key_file, "--tls-ca", certs["ca.pem"],
+                    "--tls-cert", certs["client.pem"], "--tls-key", certs["client.key"])
+        self.assertEqual(self.finish(m), 0, self.output(m))
+        self.assertIn("demo OK: 300 tasks", self.output(m))
+        self.assertEqual(self.finish(s), 0, self.output(s))
+
+        m = self.master(*tls)
+        c = distq.connect(m.hostport, key_file=self.key_file, tls_ca=certs["ca.pem"], tls_cert=certs["client.pem"],
+                          tls_key=certs["client.key"], tls_server_name="master")
+        self.addCleanup(c.close)
+        c.queue("tasks").put(b"over tls")
+        self.assertEqual(c.queue("tasks").get(timeout=HANG).payload, b"over tls")
+        # Without a client certificate the master ends the handshake, and
+        # plain text is not TLS: neither logs in.
+        with self.assertRaises(distq.DistqError):
+            distq.connect(m.hostport, key_file=self.key_file, tls_ca=certs["ca.pem"], connect_timeout=3)
+        with self.assertRaises(distq.DistqError):
+            distq.connect(m.hostport, key_file=self.key_file, connect_timeout=3)
+        with self.assertRaises(ValueError):
+            distq.connect(m.hostport, key_file=self.key_file, tls_cert=certs["client.pem"])
+
+
 if __name__ == "__main__":
     unittest.main()
