@@ -19,10 +19,12 @@ from .client import Client, Lease, Message, Queue, connect
 from .codec import decode_int, decode_json, encode_int, encode_json
 from .errors import (AuthFailed, Closed, DistqError, Empty, Full, LeaseLost, MasterUnverified, PermanentFailure,
                      PutForgotten, Replayed, RetryAfter, Unavailable, UnknownQueue, is_permanent)
+from .inspector import Consumer, DeadItem, DeadItems, Inspector
 from .worker import Task, Worker
 
 __all__ = [
     "connect", "Client", "Queue", "Message", "Lease", "Worker", "Task", "load_key", "read_key_file",
+    "Inspector", "Consumer", "DeadItem", "DeadItems",
     "encode_int", "decode_int", "encode_json", "decode_json",
     "DistqError", "Full", "Empty", "Closed", "LeaseLost", "UnknownQueue", "AuthFailed", "MasterUnverified",
     "Unavailable", "Replayed", "PutForgotten", "PermanentFailure", "RetryAfter", "is_permanent",
