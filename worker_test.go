@@ -531,3 +531,25 @@ func TestWorkerConcurrencyBoundsInlineAndPool(t *testing.T) {
 		t.Fatalf("processed %d, handler called %d times, want %d: %+v", st.Processed, calls.Load(), n, st)
 	}
 }
+
+// The clock is read for flushAfter after every task until handlers are
+// known to be fast; then every few tasks, never more than maxClockStride
+// apart, so a chunk's settles wait for at most that many tasks beyond it.
+func TestWorkerClockStride(t *testing.T) {
+	for _, c := range []struct {
+		avg  time.Duration
+		want int
+	}{
+		{0, 1},
+		{100 * time.Nanosecond, maxClockStride},
+		{10 * time.Microsecond, 7},
+		{flushAfter / 64, 1},
+		{time.Second, 1},
+	} {
+		var w Worker
+		w.taskNanos.Store(int64(c.avg))
+		if got := w.clockStride(); got != c.want {
+			t.Errorf("average %v: stride %d, want %d", c.avg, got, c.want)
+		}
+	}
+}
