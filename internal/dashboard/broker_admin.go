@@ -6,8 +6,8 @@ import (
 	"github.com/distq/distq/internal/queue"
 )
 
-// The broker pauses and resumes queues and lists their consumers (the
-// admin API's queue methods).
+// The broker pauses and resumes queues, purges dead-letter queues and
+// lists their consumers (the admin API's queue methods).
 var brokerFeatures = Features{Pause: true, Workers: true}
 
 func paused(q *queue.Queue) bool { return q.Paused() }
@@ -28,6 +28,25 @@ func (c *BrokerController) SetPaused(ctx context.Context, name string, pause boo
 		return err
 	}
 	return c.B.Sync(ctx)
+}
+
+// Purge purges the origin's dead-letter queue, never the origin: the
+// page's button is for throwing dead items away, not work still to do
+// (the admin API and `distq purge` purge a queue's ready items). It is
+// answered once the purge is on disk.
+func (c *BrokerController) Purge(ctx context.Context, name string) (int, error) {
+	if _, err := c.origin(name); err != nil {
+		return 0, err
+	}
+	d, err := c.B.Queue(name + queue.DeadSuffix)
+	if err != nil {
+		return 0, err
+	}
+	n, err := d.Purge()
+	if err != nil {
+		return 0, err
+	}
+	return n, c.B.Sync(ctx)
 }
 
 // Workers lists the consumers of every queue, dead-letter queues

@@ -30,6 +30,10 @@ type Controller interface {
 	// Requeue moves dead items of queue back into it: those named, or
 	// all when ids is empty.
 	Requeue(ctx context.Context, queue string, ids []uint64) (int, error)
+	// Purge throws away the dead items of queue (those of "<queue>.dead"
+	// not leased by someone reading it) and reports how many; queue
+	// names the origin, as for Dead. The origin's own items stay.
+	Purge(ctx context.Context, queue string) (int, error)
 	// Close closes queue to puts.
 	Close(ctx context.Context, queue string) error
 	// SetPaused pauses or resumes delivery from queue (ErrUnsupported

@@ -1,7 +1,8 @@
 // Package dashboard is the master's web dashboard, served on -http-addr
 // beside /metrics: the queues with their depths and rates drawn as charts,
-// the connected workers, the dead items with their last errors, and
-// buttons to requeue them, to pause and resume a queue and to close it.
+// the connected workers, the dead items with their last errors a page at
+// a time, and buttons to requeue or purge them, to pause and resume a
+// queue and to close it.
 //
 // Everything the page needs is embedded in the binary (assets/): a page,
 // a style sheet and a small script that draws its own charts; nothing is
@@ -165,6 +166,7 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 	mux.Handle("GET "+Path+"api/overview", d.headers(d.authed(d.overview), true))
 	mux.Handle("GET "+Path+"api/dead", d.headers(d.authed(d.dead), true))
 	mux.Handle("POST "+Path+"api/requeue", d.headers(d.action(d.requeue), true))
+	mux.Handle("POST "+Path+"api/purge", d.headers(d.action(d.purge), true))
 	mux.Handle("POST "+Path+"api/pause", d.headers(d.action(d.pause), true))
 	mux.Handle("POST "+Path+"api/close", d.headers(d.action(d.close), true))
 }
@@ -492,6 +494,29 @@ func (d *Dashboard) requeue(w http.ResponseWriter, r *http.Request, _ string) {
 	d.log.Info("dashboard: dead items requeued", "queue", req.Queue, "asked", askedText(req.All, len(ids)), "moved", n, "peer", r.RemoteAddr)
 	writeJSON(w, http.StatusOK, struct {
 		Moved int `json:"moved"`
+	}{n})
+}
+
+type purgeRequest struct {
+	Queue string `json:"queue"`
+}
+
+// purge throws away the dead items of the queue named (its origin's name,
+// as api/dead takes it): a dead item an operator has looked at and will
+// never run need not sit in the dead-letter queue for ever.
+func (d *Dashboard) purge(w http.ResponseWriter, r *http.Request, _ string) {
+	var req purgeRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	n, err := d.ctl.Purge(r.Context(), req.Queue)
+	if err != nil {
+		d.failErr(w, err)
+		return
+	}
+	d.log.Info("dashboard: dead items purged", "queue", req.Queue, "purged", n, "peer", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, struct {
+		Purged int `json:"purged"`
 	}{n})
 }
 

@@ -166,7 +166,7 @@ func TestNothingWithoutASession(t *testing.T) {
 			}
 		}
 	}
-	for _, p := range []string{"api/requeue", "api/close", "api/pause", "api/logout"} {
+	for _, p := range []string{"api/requeue", "api/purge", "api/close", "api/pause", "api/logout"} {
 		resp, body := f.req("POST", p, "", `{"queue":"tasks","all":true}`, map[string]string{"X-CSRF-Token": "x"})
 		wantCode(t, "POST "+p, resp, body, 401)
 	}
@@ -349,6 +349,128 @@ func TestOverviewAndDeadJSON(t *testing.T) {
 	wantCode(t, "close", resp, body, 200)
 	if !f.b.Queues()[0].Stats().Closed {
 		t.Fatal("close did not close")
+	}
+}
+
+// kill puts n items into tasks and fails each on its only attempt, and
+// returns their ids, oldest first.
+func (f *fixture) kill(n int) []uint64 {
+	f.t.Helper()
+	tasks, _ := f.b.Queue("tasks")
+	ctx := context.Background()
+	msgs := make([]queue.Message, n)
+	for i := range msgs {
+		msgs[i].Payload = []byte(fmt.Sprint("dead ", i))
+	}
+	ids, err := tasks.Put(ctx, msgs, true, 0)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	// The fixture's ready item is first in line: take it with them, and
+	// put it back untouched.
+	ds, err := tasks.Get(ctx, n+1, true, 0, false)
+	if err != nil || len(ds) != n+1 {
+		f.t.Fatalf("get %d: %d, %v", n+1, len(ds), err)
+	}
+	var nacks []queue.Nack
+	for _, d := range ds[1:] {
+		nacks = append(nacks, queue.Nack{ID: d.ID, Lease: d.Lease, Error: "failed"})
+	}
+	nacks = append(nacks, queue.Nack{ID: ds[0].ID, Lease: ds[0].Lease, Action: queue.NackRelease})
+	if r := tasks.Nack(nacks); len(r) != 0 {
+		f.t.Fatalf("nack refused: %v", r)
+	}
+	return ids
+}
+
+// api/dead pages: offset and limit walk every dead item once, oldest
+// first, with the total on each page.
+func TestDeadPaging(t *testing.T) {
+	f := newFixture(t, Config{})
+	all := append([]uint64{f.deadID}, f.kill(120)...)
+	cookie, _ := f.login()
+	var got []string
+	for _, c := range []struct {
+		query string
+		n     int
+	}{
+		{"", DefaultDeadPage},
+		{"&offset=50&limit=50", 50},
+		{"&offset=100&limit=50", 21},
+		{"&offset=121&limit=50", 0},
+	} {
+		resp, body := f.req("GET", "api/dead?queue=tasks"+c.query, cookie, "", nil)
+		wantCode(t, "dead"+c.query, resp, body, 200)
+		var page DeadPage
+		if err := json.Unmarshal([]byte(body), &page); err != nil {
+			t.Fatal(err)
+		}
+		if page.Total != len(all) || len(page.Items) != c.n {
+			t.Fatalf("dead%s: total %d, %d items; want %d, %d", c.query, page.Total, len(page.Items), len(all), c.n)
+		}
+		for _, it := range page.Items {
+			got = append(got, it.ID)
+		}
+	}
+	if len(got) != len(all) {
+		t.Fatalf("the pages hold %d items, want %d", len(got), len(all))
+	}
+	for i, id := range all {
+		if got[i] != fmt.Sprint(id) {
+			t.Fatalf("item %d of the pages is %s, want %d", i, got[i], id)
+		}
+	}
+	resp, body := f.req("GET", fmt.Sprintf("api/dead?queue=tasks&limit=%d", MaxDeadPage), cookie, "", nil)
+	wantCode(t, "a page of MaxDeadPage", resp, body, 200)
+}
+
+// api/purge throws away the dead items of the queue named, and nothing
+// else: not its ready items, not a dead item someone holds.
+func TestPurgeDead(t *testing.T) {
+	f := newFixture(t, Config{})
+	f.kill(4) // 5 dead with the fixture's
+	dq, _ := f.b.Queue("tasks" + queue.DeadSuffix)
+	held, err := dq.Get(context.Background(), 1, true, 0, false)
+	if err != nil || len(held) != 1 {
+		t.Fatalf("get of a dead item: %v, %v", held, err)
+	}
+	cookie, csrf := f.login()
+	tok := map[string]string{"X-CSRF-Token": csrf}
+	for _, c := range []struct {
+		what, cookie, body string
+		hdr                map[string]string
+		code               int
+	}{
+		{"no session", "", `{"queue":"tasks"}`, tok, 401},
+		{"no token", cookie, `{"queue":"tasks"}`, nil, 403},
+		{"another origin", cookie, `{"queue":"tasks"}`, map[string]string{"X-CSRF-Token": csrf, "Origin": "http://evil.example"}, 403},
+		{"an unknown queue", cookie, `{"queue":"nope"}`, tok, 404},
+		{"a dead-letter queue's name", cookie, `{"queue":"tasks.dead"}`, tok, 400},
+		{"an unknown field", cookie, `{"queue":"tasks","all":true}`, tok, 400},
+		{"a body over MaxBody", cookie, `{"queue":"` + strings.Repeat("t", MaxBody) + `"}`, tok, 413},
+	} {
+		resp, body := f.req("POST", "api/purge", c.cookie, c.body, c.hdr)
+		wantCode(t, c.what, resp, body, c.code)
+	}
+	if st := f.b.Queues()[0].Stats(); st.Dead != 5 || st.Ready != 1 {
+		t.Fatalf("a refused purge changed tasks: %+v", st)
+	}
+	resp, body := f.req("POST", "api/purge", cookie, `{"queue":"tasks"}`, tok)
+	wantCode(t, "purge", resp, body, 200)
+	if body != `{"purged":4}`+"\n" {
+		t.Fatalf("purge: %s, want 4 purged (the fifth is held)", body)
+	}
+	if st := f.b.Queues()[0].Stats(); st.Dead != 1 || st.Ready != 1 {
+		t.Fatalf("after the purge tasks has %+v; want the held dead item and the ready one", st)
+	}
+	_, body = f.req("GET", "api/dead?queue=tasks", cookie, "", nil)
+	if !strings.Contains(body, `"total":1,`) || !strings.Contains(body, `"items":[]`) {
+		t.Fatalf("dead after the purge: %s", body)
+	}
+	resp, body = f.req("POST", "api/purge", cookie, `{"queue":"tasks"}`, tok)
+	wantCode(t, "a purge of nothing", resp, body, 200)
+	if body != `{"purged":0}`+"\n" {
+		t.Fatalf("a purge of nothing: %s", body)
 	}
 }
 

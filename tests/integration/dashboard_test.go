@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/distq/distq"
@@ -51,7 +52,8 @@ func dashboardURL(t *testing.T, p *proc) string {
 // a slave at work; the page refuses a wrong credential, logs in with the
 // dashboard credential, shows the counters moving and the rates drawn,
 // lists the slave among the workers and a dead item with its error,
-// requeues the item at a click, and pauses and resumes a queue.
+// requeues the item at a click, pauses and resumes a queue, pages through
+// more dead items than a page holds, and purges them.
 func TestDashboardInABrowser(t *testing.T) {
 	browser, err := chromium()
 	if err != nil {
@@ -250,5 +252,104 @@ func TestDashboardInABrowser(t *testing.T) {
 	got, err := jobs.GetNowait(ctx)
 	if err != nil || got.ID != deadID || string(got.Payload) != `{"report":"q3"}` {
 		t.Fatalf("the requeued item: %+v, %v", got, err)
+	}
+
+	// More dead items in jobs than a page shows (50): the panel pages
+	// through them, stays on its page across polls, and purges them all.
+	const many = 60
+	msgs := make([]distq.Message, many)
+	for i := range msgs {
+		msgs[i].Payload = []byte(fmt.Sprintf(`{"report":"r%d"}`, i))
+	}
+	if _, err := jobs.PutBatch(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	for range many {
+		task, err := jobs.Lease(ctx, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := task.Fail(ctx, fmt.Errorf("render: template missing")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitDead(t, c, "jobs", many)
+	deadCount := func(want string) chromedp.Action[chromedp.Void] {
+		return poll(fmt.Sprintf(`document.getElementById("dead-count").textContent === %q`, want))
+	}
+	deadRows := func(n int) chromedp.Action[chromedp.Void] {
+		return poll(fmt.Sprintf(`document.querySelectorAll("#dead tbody tr").length === %d`, n))
+	}
+	err = chromedp.Do(bctx,
+		chromedp.Evaluate[chromedp.Void](`(() => { const s = document.getElementById("dead-queue");
+			s.value = "jobs"; s.dispatchEvent(new Event("change")); })()`),
+		deadCount("items 1–50 of 60"),
+		deadRows(50),
+		poll(`document.getElementById("dead-prev").disabled && !document.getElementById("dead-next").disabled`),
+		chromedp.Click(css(`#dead-next`)),
+		deadCount("items 51–60 of 60"),
+		deadRows(10),
+		poll(`!document.getElementById("dead-prev").disabled && document.getElementById("dead-next").disabled`),
+	)
+	if err != nil {
+		t.Fatalf("paging the dead items: %v", err)
+	}
+	// Two more polls: still on the second page.
+	for range 2 {
+		status := text(`#status`)
+		if err := chromedp.Do(bctx, poll(fmt.Sprintf(`document.getElementById("status").textContent !== %q`, status))); err != nil {
+			t.Fatalf("waiting for polls: %v", err)
+		}
+	}
+	if got := text(`#dead-count`); got != "items 51–60 of 60" {
+		t.Fatalf("after two polls the panel shows %q", got)
+	}
+
+	// Purge dead, the confirm dialog accepted through the DevTools
+	// protocol as a user would click OK; the panel steps back from its
+	// second page, now past the end, to an empty first one.
+	type dialog struct {
+		msg string
+		err error
+	}
+	dctx, stopDialogs := context.WithCancel(bctx)
+	defer stopDialogs()
+	dialogs := chromedp.Events(dctx, page.JavascriptDialogOpening)
+	accepted := make(chan dialog, 1)
+	go func() {
+		for ev, err := range dialogs {
+			if err != nil {
+				return
+			}
+			_, err := chromedp.Call(dctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+			select {
+			case accepted <- dialog{ev.Message, err}:
+			default:
+			}
+		}
+	}()
+	if err := chromedp.Do(bctx, chromedp.Click(css(`#purge-dead`))); err != nil {
+		t.Fatalf("clicking Purge dead: %v", err)
+	}
+	select {
+	case d := <-accepted:
+		if d.err != nil || !strings.Contains(d.msg, "jobs") {
+			t.Fatalf("the confirm dialog %q: %v", d.msg, d.err)
+		}
+	case <-bctx.Done():
+		t.Fatal("Purge dead asked nothing")
+	}
+	err = chromedp.Do(bctx,
+		chromedp.WaitVisible(css(`#dead-empty`)),
+		deadCount("0 dead"),
+		poll(`document.querySelector('#queues tr[data-queue="jobs"] .c-dead').textContent === "0"`),
+		poll(`document.getElementById("purge-dead").disabled && document.getElementById("dead-next").disabled`),
+	)
+	if err != nil {
+		t.Fatalf("purge by click: %v", err)
+	}
+	m.waitLine(fmt.Sprintf("dashboard: dead items purged: queue=jobs purged=%d", many), 30*time.Second)
+	if st, err := jobs.Stats(ctx); err != nil || st.Dead != 0 || st.Ready != 0 {
+		t.Fatalf("after the purge jobs has %+v (%v); want nothing dead, nothing ready", st, err)
 	}
 }

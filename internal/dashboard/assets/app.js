@@ -316,12 +316,42 @@
     }
   }
 
+  // The dead items are shown a page at a time. deadView is the page the
+  // operator is on: it stays across polls, goes back to the first page
+  // when another queue is chosen, and back to the last page there is when
+  // the items under it went (requeued or purged). deadSeq drops answers
+  // that a later load (a poll, a click) has overtaken.
+  const DEAD_PAGE = 50;
+  const deadView = { queue: "", offset: 0 };
+  let deadSeq = 0;
+
   async function loadDead() {
     const name = $("dead-queue").value;
     if (!name) return;
-    const page = await api("GET", "dead?queue=" + encodeURIComponent(name) + "&limit=50");
-    $("dead-count").textContent = page.total + " dead" + (page.total > page.items.length ? " (first " + page.items.length + " shown)" : "");
+    if (deadView.queue !== name) Object.assign(deadView, { queue: name, offset: 0 });
+    const seq = ++deadSeq;
+    const get = () => api("GET", "dead?queue=" + encodeURIComponent(name) +
+      "&offset=" + deadView.offset + "&limit=" + DEAD_PAGE);
+    let page = await get();
+    if (seq !== deadSeq) return;
+    if (deadView.offset > 0 && deadView.offset >= page.total) {
+      deadView.offset = Math.max(0, Math.ceil(page.total / DEAD_PAGE) - 1) * DEAD_PAGE;
+      page = await get();
+      if (seq !== deadSeq) return;
+    }
+    drawDead(name, page);
+  }
+
+  function drawDead(name, page) {
+    const first = deadView.offset + 1, last = deadView.offset + page.items.length;
+    $("dead-count").textContent = page.total === 0 ? "0 dead" :
+      page.items.length === 0 ? page.total + " dead, none listed (held by a reader)" :
+      (first === last ? "item " : "items " + first.toLocaleString("en") + "–") +
+        last.toLocaleString("en") + " of " + page.total.toLocaleString("en");
+    $("dead-prev").disabled = deadView.offset === 0;
+    $("dead-next").disabled = deadView.offset + DEAD_PAGE >= page.total;
     $("requeue-all").disabled = page.total === 0;
+    $("purge-dead").disabled = page.total === 0;
     $("dead-empty").hidden = page.items.length > 0;
     $("dead").hidden = page.items.length === 0;
     const tb = el("tbody");
@@ -336,6 +366,11 @@
           onclick: () => act1("requeue", { queue: name, ids: [it.id] }) }))));
     }
     $("dead").tBodies[0].replaceWith(tb);
+  }
+
+  function turnDeadPage(step) {
+    deadView.offset = Math.max(0, deadView.offset + step * DEAD_PAGE);
+    loadDead().catch((e) => setStatus("dead items: " + e.message));
   }
 
   async function poll() {
@@ -367,9 +402,15 @@
     $("login-form").addEventListener("submit", login);
     $("logout").addEventListener("click", logout);
     $("dead-queue").addEventListener("change", () => loadDead().catch(() => {}));
+    $("dead-prev").addEventListener("click", () => turnDeadPage(-1));
+    $("dead-next").addEventListener("click", () => turnDeadPage(1));
     $("requeue-all").addEventListener("click", () => {
       const name = $("dead-queue").value;
       if (name && confirm("Requeue every dead item of " + name + "?")) act1("requeue", { queue: name, all: true });
+    });
+    $("purge-dead").addEventListener("click", () => {
+      const name = $("dead-queue").value;
+      if (name && confirm("Throw away every dead item of " + name + "? This cannot be undone.")) act1("purge", { queue: name });
     });
     try {
       const res = await fetch("api/session", { credentials: "same-origin" });
