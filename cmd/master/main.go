@@ -228,6 +228,12 @@ func (m *Main) ParseFlags(args []string) error {
 	if m.salvageLog && m.dataDir == "" {
 		return errors.New("-salvage-log needs -data-dir")
 	}
+	if m.dataDir != "" && m.maxMessageSize > maxDurableMessage {
+		// Every change is one log record: an item as large as a message
+		// must fit one, with room for the rest of its command.
+		return fmt.Errorf("-max-message-size %d: at most %d with -data-dir (a log record holds at most %d bytes)",
+			m.maxMessageSize, maxDurableMessage, wal.DefaultMaxRecord)
+	}
 	if m.shutdownTimeout < 0 {
 		return fmt.Errorf("-shutdown-timeout %v is negative", m.shutdownTimeout)
 	}
@@ -462,6 +468,10 @@ func (m *Main) Run(ctx context.Context) error {
 	log.Info("master stopped")
 	return result
 }
+
+// maxDurableMessage is the largest -max-message-size a durable master
+// takes: half a log record, as the default message size is.
+const maxDurableMessage = wal.DefaultMaxRecord / 2
 
 // dataDirText names where the queues are kept, for the serving line.
 func dataDirText(dir string) string {

@@ -146,6 +146,7 @@ func TestDurableBadFlags(t *testing.T) {
 		{[]string{"-salvage-log"}, "-salvage-log needs -data-dir"},
 		{[]string{"-data-dir", dir, "-fsync", "interval", "-fsync-interval", "0"}, "-fsync-interval 0s: want 1ms to 1m"},
 		{[]string{"-data-dir", dir, "-fsync-interval", "2m"}, "-fsync-interval 2m0s: want 1ms to 1m"},
+		{[]string{"-data-dir", dir, "-max-message-size", "16777216"}, "-max-message-size 16777216: at most 4194304 with -data-dir"},
 	}
 	for _, tc := range cases {
 		p := start(t, "master", "master", append([]string{"-listen", "127.0.0.1:0", "-authkey-file", key}, tc.args...)...)
