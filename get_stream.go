@@ -28,6 +28,12 @@ type getStream struct {
 	stream pb.QueueService_GetStreamClient
 	cancel context.CancelFunc
 	conn   uint64 // the transport the stream opened on (transportCounter)
+	// ready: the connection was seen Ready since the stream opened. A
+	// connection that is not Ready then lost its transport (a GOAWAY, a
+	// broken link) before gRPC failed the stream. One not yet seen Ready
+	// may be the first connect, whose state gRPC publishes after it
+	// already carries calls (under load, for many of them).
+	ready bool
 }
 
 func (c *Client) getStream(queue string) *getStream {
@@ -107,9 +113,13 @@ func (q *Queue) getOnce(ctx context.Context, req *pb.GetRequest) (*pb.GetRespons
 // have reached the master (with auto_ack, its items may then have been
 // taken: it is not sent again).
 func (gs *getStream) try(ctx context.Context, c *Client, req *pb.GetRequest) (resp *pb.GetResponse, sent bool, err error) {
-	if gs.stream != nil && (c.conn.GetState() != connectivity.Ready || c.transports.n.Load() != gs.conn) {
-		// Its connection is gone, or going: gRPC has not failed it yet.
-		gs.reset()
+	state := c.conn.GetState()
+	if gs.stream != nil {
+		gs.ready = gs.ready || state == connectivity.Ready
+		if (gs.ready && state != connectivity.Ready) || c.transports.n.Load() != gs.conn {
+			// Its connection is gone, or going: gRPC has not failed it yet.
+			gs.reset()
+		}
 	}
 	reused := gs.stream != nil
 	if gs.stream == nil {
@@ -121,10 +131,18 @@ func (gs *getStream) try(ctx context.Context, c *Client, req *pb.GetRequest) (re
 			cancel()
 			return nil, false, err
 		}
-		gs.stream, gs.cancel, gs.conn = stream, cancel, conn
+		gs.stream, gs.cancel, gs.conn, gs.ready = stream, cancel, conn, state == connectivity.Ready
 	}
 	stop := context.AfterFunc(ctx, gs.cancel)
-	defer stop()
+	defer func() {
+		if !stop() {
+			// ctx ended while this Get was out: its cancel of the stream
+			// has run or is about to, perhaps after the answer came in
+			// (the master answers a Get at its deadline too). The stream
+			// is not kept, or the cancel would end the next Get on it.
+			gs.reset()
+		}
+	}()
 	fail := func(err error) error {
 		gs.reset()
 		if ctx.Err() != nil {
