@@ -497,7 +497,8 @@ func (d *Dashboard) requeue(w http.ResponseWriter, r *http.Request, _ string) {
 	}{n})
 }
 
-type purgeRequest struct {
+// queueRequest names the queue of an action that takes nothing else.
+type queueRequest struct {
 	Queue string `json:"queue"`
 }
 
@@ -505,7 +506,7 @@ type purgeRequest struct {
 // as api/dead takes it): a dead item an operator has looked at and will
 // never run need not sit in the dead-letter queue for ever.
 func (d *Dashboard) purge(w http.ResponseWriter, r *http.Request, _ string) {
-	var req purgeRequest
+	var req queueRequest
 	if !decode(w, r, &req) {
 		return
 	}
@@ -545,12 +546,8 @@ func (d *Dashboard) pause(w http.ResponseWriter, r *http.Request, _ string) {
 	writeJSON(w, http.StatusOK, req)
 }
 
-type closeRequest struct {
-	Queue string `json:"queue"`
-}
-
 func (d *Dashboard) close(w http.ResponseWriter, r *http.Request, _ string) {
-	var req closeRequest
+	var req queueRequest
 	if !decode(w, r, &req) {
 		return
 	}

@@ -85,6 +85,12 @@ func (q *Queue) logNeed(ds []Delivery) uint64 {
 			need = q.b.leaseLSN.Load()
 		}
 	}
+	return max(need, q.idsNeed(top))
+}
+
+// idsNeed is the latest LSN of the records not yet durable that made an
+// item of id top or below (0: none). Called with q.mu held.
+func (q *Queue) idsNeed(top uint64) uint64 {
 	q.pruneUnsynced()
 	// The ranges are in order of id and of LSN: the last one that begins
 	// at or below the highest id has the latest record of any of them.
@@ -94,10 +100,10 @@ func (q *Queue) logNeed(ds []Delivery) uint64 {
 		}
 		return 1
 	})
-	if k > 0 {
-		need = max(need, q.unsynced[k-1].lsn)
+	if k == 0 {
+		return 0
 	}
-	return need
+	return q.unsynced[k-1].lsn
 }
 
 // readyNeed is the LSN that must be durable before the n front ready
@@ -116,7 +122,7 @@ func (q *Queue) readyNeed(n int) uint64 {
 		n--
 		return n > 0
 	})
-	return q.logNeed([]Delivery{{ID: top}})
+	return q.idsNeed(top)
 }
 
 // waitDurable returns once lsn (from syncNeed) is durable. Called without

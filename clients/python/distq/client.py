@@ -145,11 +145,16 @@ class Client:
         self._session.login(timeout=t, if_generation=generation, wait_for_ready=True)
 
     def _unary(self, name: str, req, timeout: Optional[float] = None):
-        """One unary call, signed; logs in again after a master restart, signs
-        again after a replay refusal, and retries an unreachable master for
-        retry_for seconds."""
-        path = SERVICE + name
-        mc = getattr(self._stub, name)
+        """One unary QueueService call (see _call)."""
+        return self._call(self._stub, SERVICE, name, req, timeout)
+
+    def _call(self, stub, service: str, name: str, req, timeout: Optional[float] = None):
+        """One unary call of stub's service (its full path prefix, which the
+        call's MAC covers), signed; logs in again after a master restart,
+        signs again after a replay refusal, and retries an unreachable master
+        for retry_for seconds."""
+        path = service + name
+        mc = getattr(stub, name)
         retry_end = time.monotonic() + self.retry_for
         backoff = 0.05
         while True:

@@ -9,12 +9,9 @@ holds the authkey may do all of this.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Dict, Iterable, List, Optional
-
-import grpc
 
 from ._proto import admin_pb2, admin_pb2_grpc
 from ._proto import queue_pb2 as pb
@@ -98,21 +95,8 @@ class Inspector:
     # -- plumbing ------------------------------------------------------------
 
     def _admin(self, name: str, req):
-        """One unary AdminService call, as Client._unary makes a QueueService
-        one: signed with its full method path (the call's MAC covers it),
-        logging in again after a master restart, signed anew after a replay
-        refusal, retried while the master cannot be reached."""
-        c = self.client
-        path = ADMIN_SERVICE + name
-        mc = getattr(self._stub, name)
-        retry_end = time.monotonic() + c.retry_for
-        backoff = 0.05
-        while True:
-            md, gen = c._session.metadata(path)
-            try:
-                return mc(req, metadata=md, timeout=self.timeout)
-            except grpc.RpcError as e:
-                backoff = c._recover(e, gen, retry_end, backoff)
+        """One unary AdminService call, made as the client makes its own."""
+        return self.client._call(self._stub, ADMIN_SERVICE, name, req, self.timeout)
 
     # -- seeing --------------------------------------------------------------
 

@@ -4,7 +4,6 @@ and on processes and threads ending; the timeouts only guard against hangs
 (and bound the gets that must find nothing)."""
 import os
 import signal
-import threading
 from datetime import datetime, timedelta, timezone
 
 import distq
@@ -27,18 +26,6 @@ class InspectorTest(Fixture):
             if s.name == name:
                 return s
         self.fail(f"no queue {name!r}")
-
-    def run_worker(self, w):
-        errs = []
-
-        def run():
-            try:
-                w.run()
-            except BaseException as e:  # reported by the test
-                errs.append(e)
-        t = threading.Thread(target=run)
-        t.start()
-        return t, errs
 
     def test_consumers_dead_and_requeue(self):
         m, c = self.start_master()

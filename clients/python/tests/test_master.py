@@ -109,6 +109,19 @@ class Fixture(unittest.TestCase):
     def py(self, script, *args, env=None):
         return self.start([sys.executable, os.path.join(EXAMPLES, script), *args], script, env)
 
+    def run_worker(self, w):
+        """Run w in a thread; returns it and the list of what w.run raised."""
+        errs = []
+
+        def run():
+            try:
+                w.run()
+            except BaseException as e:  # reported by the test
+                errs.append(e)
+        t = threading.Thread(target=run)
+        t.start()
+        return t, errs
+
     def connect(self, m):
         c = distq.connect(m.hostport, key_file=self.key_file)
         self.addCleanup(c.close)
@@ -311,18 +324,6 @@ class RecipeTest(Fixture):
 
 
 class WorkerTest(Fixture):
-    def run_worker(self, w):
-        errs = []
-
-        def run():
-            try:
-                w.run()
-            except BaseException as e:  # reported by the test
-                errs.append(e)
-        t = threading.Thread(target=run)
-        t.start()
-        return t, errs
-
     def test_failures_end_in_dead_letters(self):
         m = self.master("-max-attempts", "2", "-retry-min", "10ms", "-retry-max", "20ms")
         c = self.connect(m)
