@@ -100,15 +100,22 @@ func (c *Consumer) wake() {
 	}
 }
 
-// Grant adds n to the consumer's credit.
+// Grant adds n to the consumer's credit. It wakes the consumer only if it
+// had none: with credit left, a consumer in Next waits for items, and an
+// item's arrival wakes it (wakeWaiters). A worker grants credit with nearly
+// every ack, so waking it each time cost a goroutine switch per task, and on a
+// lone task the switch came just before the waiter of the ack's result ran.
 func (c *Consumer) Grant(n int) {
 	if n <= 0 {
 		return
 	}
 	c.q.mu.Lock()
+	starved := c.credit == 0
 	c.credit += n
 	c.q.mu.Unlock()
-	c.wake()
+	if starved {
+		c.wake()
+	}
 }
 
 // Next blocks until it can return at least one delivery, at most as many as

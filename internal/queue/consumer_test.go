@@ -56,6 +56,42 @@ func TestConsumerCredit(t *testing.T) {
 	mustCheck(t, q)
 }
 
+// A grant wakes a consumer only when it had no credit: one with credit waits
+// for items, and their arrival wakes it. A wake-up for nothing costs the
+// master a goroutine switch per ack (a worker grants with nearly each one).
+func TestGrantWakesOnlyAStarvedConsumer(t *testing.T) {
+	_, _, q, _ := twoQueues(t, 0)
+	c := mustConsumer(t, q)
+	pending := func() bool {
+		select {
+		case <-c.notify:
+			return true
+		default:
+			return false
+		}
+	}
+	c.Grant(1)
+	if !pending() {
+		t.Fatal("a grant to a consumer without credit did not wake it")
+	}
+	c.Grant(1)
+	if pending() {
+		t.Fatal("a grant to a consumer with credit woke it")
+	}
+	// Still served: the items' arrival wakes it, and it takes as many as
+	// its whole credit allows.
+	done := make(chan []Delivery)
+	go func() {
+		ds, _ := c.Next(context.Background(), nil)
+		done <- ds
+	}()
+	mustPut(t, q, numbered(3)...)
+	if ds := <-done; len(ds) != 2 {
+		t.Fatalf("Next took %d, want 2", len(ds))
+	}
+	mustCheck(t, q)
+}
+
 func TestConsumerNextBlocks(t *testing.T) {
 	b, clk, q, _ := twoQueues(t, 0)
 	c := mustConsumer(t, q)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
 	"sync"
 	"time"
 
@@ -79,6 +80,13 @@ func (s *queueService) Put(stream pb.QueueService_PutServer) error {
 			if serr := s.broker.Sync(ctx); serr != nil {
 				return toStatus(serr)
 			}
+		}
+		if len(ids) > 0 {
+			// The put may have woken a consumer's goroutine: let it send
+			// the delivery before this one sends the answer. On a busy
+			// core the answer would otherwise go out first, and a lone
+			// task's trip would wait for it (closed loop, bench/README.md).
+			runtime.Gosched()
 		}
 		resp := &pb.PutResponse{Ids: ids, Duplicate: dup, Dedup: true}
 		if err != nil {
