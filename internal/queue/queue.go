@@ -505,8 +505,12 @@ func (q *Queue) unlease(l *lease) (id uint64, attempt uint32) {
 	q.winRemove(l)
 	if c := l.owner; c != nil {
 		c.unlink(l)
-		if c.nleased == 0 {
-			c.wake() // a draining consumer may now end
+		if c.nleased == 0 && q.b.isDraining() {
+			// A draining consumer may now end. Only then: otherwise the
+			// wake-up would be for nothing, and a lone task's ack would
+			// pay a goroutine switch for it. Drain sets its flag before
+			// it wakes every consumer under q.mu, so none is missed.
+			c.wake()
 		}
 	}
 	id, attempt = l.id, l.attempt
