@@ -144,18 +144,26 @@ class Client:
         t = None if deadline is None else max(0.1, deadline - time.monotonic())
         self._session.login(timeout=t, if_generation=generation, wait_for_ready=True)
 
-    def _unary(self, name: str, req, timeout: Optional[float] = None):
+    def _unary(self, name: str, req, timeout: Optional[float] = None, retry: bool = True):
         """One unary QueueService call (see _call)."""
-        return self._call(self._stub, SERVICE, name, req, timeout)
+        return self._call(self._stub, SERVICE, name, req, timeout, retry)
 
-    def _call(self, stub, service: str, name: str, req, timeout: Optional[float] = None):
+    def _call(self, stub, service: str, name: str, req, timeout: Optional[float] = None, retry: bool = True):
         """One unary call of stub's service (its full path prefix, which the
         call's MAC covers), signed; logs in again after a master restart,
-        signs again after a replay refusal, and retries an unreachable master
-        for retry_for seconds."""
+        signs again after a replay refusal, and, if ``retry``, retries an
+        unreachable master for retry_for seconds.
+
+        Settles pass retry=False, as the Go client's do: UNAVAILABLE can
+        come after the master took the call, and an ack sent again after its
+        answer was lost would be refused as settled already, and reported as
+        a LeaseLost that never happened. Unavailable tells the truth: the
+        outcome is unknown, and an ack that did not land lets the lease run
+        out and the task run again. Puts retry safely: each carries its
+        producer id and sequence, and the master stores it once."""
         path = service + name
         mc = getattr(stub, name)
-        retry_end = time.monotonic() + self.retry_for
+        retry_end = time.monotonic() + (self.retry_for if retry else 0)
         backoff = 0.05
         while True:
             md, gen = self._session.metadata(path)
@@ -171,7 +179,7 @@ class Client:
         unreachable and retry_end has not passed it waits. Returns the next
         backoff; raises e as a DistqError when no retry helps."""
         if is_session_error(e):
-            self._relogin(gen, retry_end)
+            self._relogin(gen, max(retry_end, time.monotonic() + 10))
             return backoff
         if is_replay_error(e):
             return backoff
@@ -534,7 +542,7 @@ class Lease(Message):
         time), for work longer than a lease. It does not settle the item."""
         r = self.queue.client._unary("Extend", pb.ExtendRequest(
             queue=self.queue.name, incarnation=self.incarnation,
-            extends=[pb.Extend(id=self.id, lease=self.lease, lease_ms=_ms(seconds))]), timeout=30)
+            extends=[pb.Extend(id=self.id, lease=self.lease, lease_ms=_ms(seconds))]), timeout=30, retry=False)
         _raise_refused(r.refused)
 
     def _ack(self, ack: pb.Ack) -> None:
@@ -543,7 +551,7 @@ class Lease(Message):
     def _settle(self, method: str, req) -> None:
         if self.settled:
             raise LeaseLost("distq: this lease was settled already", None, "")
-        r = self.queue.client._unary(method, req, timeout=30)
+        r = self.queue.client._unary(method, req, timeout=30, retry=False)
         self.settled = True
         self.queue._forget(self)
         _raise_refused(r.refused)

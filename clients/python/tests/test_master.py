@@ -238,6 +238,34 @@ class QueueTest(Fixture):
         self.assertEqual((s.ready, s.leased, s.delayed), (0, 0, 0))
         self.assertTrue(tasks.join(timeout=5))
 
+    def test_settle_is_not_sent_again_to_an_unreachable_master(self):
+        # As in Go: an ack that failed as UNAVAILABLE may have landed, and
+        # one sent again would be refused and reported as a LeaseLost that
+        # never happened. So a settle says Unavailable at once, and keeps
+        # the lease, where a put keeps trying for retry_for.
+        m = self.master()
+        c = distq.connect(m.hostport, key_file=self.key_file, retry_for=10 * HANG)
+        self.addCleanup(c.close)
+        tasks = c.queue("tasks")
+        tasks.put(b"7")
+        t = tasks.lease(timeout=HANG)
+        m.kill()
+        m.wait()
+        result = []
+
+        def settle():
+            try:
+                t.done()
+                result.append(None)
+            except BaseException as e:  # reported below
+                result.append(e)
+        th = threading.Thread(target=settle, daemon=True)
+        th.start()
+        th.join(HANG)
+        self.assertFalse(th.is_alive(), "the ack kept retrying an unreachable master")
+        self.assertIsInstance(result[0], distq.Unavailable)
+        self.assertFalse(t.settled)
+
     def test_wrong_key_refused(self):
         m = self.master()
         # The master's proof is checked first, so a wrong key is found
