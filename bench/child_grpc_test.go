@@ -42,7 +42,10 @@ func TestGRPCPingLoad(t *testing.T) {
 // connects after it fails rather than measure alone.
 func TestGRPCPingStartAt(t *testing.T) {
 	addr := echoServer(t)
-	at := time.Now().Add(300 * time.Millisecond)
+	// -start-at is in whole ms: the child starts at the truncated time, up
+	// to a millisecond before a time.Now()+300ms taken here (this test
+	// once failed by that margin).
+	at := time.UnixMilli(time.Now().Add(300 * time.Millisecond).UnixMilli())
 	var out bytes.Buffer
 	if err := runGRPCPing(t.Context(), []string{"-server", addr, "-duration", "100ms", "-start-at", strconv.FormatInt(at.UnixMilli(), 10)}, &out); err != nil {
 		t.Fatal(err)

@@ -85,8 +85,11 @@ type ThroughputRow struct {
 	// GRPCFloor is the most tasks/s grpc-go alone allows this row's
 	// connections and credit (many-slaves only; see manyFloor).
 	GRPCFloor float64 `json:"grpc_floor_tasks_per_s,omitempty"`
-	// Estimate combines the floor with the 2-slave demo (see manyEstimate).
-	Estimate float64 `json:"estimate_tasks_per_s,omitempty"`
+	// Estimate combines the floor with the 2-slave demo (see manyEstimate)
+	// run just before each of the row's runs, whose median is
+	// DemoReference (many-slaves only).
+	Estimate      float64 `json:"estimate_tasks_per_s,omitempty"`
+	DemoReference float64 `json:"demo_reference_tasks_per_s,omitempty"`
 	// CPUPerTask is the CPU time per task of every process of the run
 	// (master and slaves or consumers; the consumers' logins and shutdown left out),
 	// in µs, median of the runs (demo and many-slaves rows);
