@@ -28,11 +28,10 @@ func (s *Suite) many(ctx context.Context) error {
 }
 
 // manyRow measures one credit. Each run follows a run of the 2-slave demo
-// with as many tasks, and the row compares itself with those: a full
-// suite runs the demo scenario minutes before this one, and on a shared
-// machine the two can see different machines (in one run at 86d9da7 the
-// estimate made from the demo row put this row at ×0.78, where a run of the
-// two scenarios alone, back to back, put it at ×0.96).
+// with as many tasks, and the row compares itself with those, as the durable
+// and metrics rows do with their interleaved runs: a full suite runs the
+// demo scenario minutes before this one, and on a shared machine the two
+// can see different machines.
 func (s *Suite) manyRow(ctx context.Context, prefetch int) error {
 	n, total := s.cfg.ManyN, s.cfg.ManyConsumers
 	var rates, connects, cpus, refRates, refCPUs []float64
