@@ -78,25 +78,25 @@ func (s *Suite) manyRow(ctx context.Context, prefetch int) error {
 		fmt.Sprintf("connect %.1fs", Summarize(connects).Median),
 		"grpc-go floor " + fmtRate(floor),
 	}
-	d := ThroughputRow{Spread: Summarize(refRates), CPUPerTask: Summarize(refCPUs).Median}
-	row.DemoReference = d.Median
-	notes = append(notes, fmt.Sprintf("demo K=2 interleaved %s", fmtRate(d.Median)))
-	if d.Median > 0 {
-		diff := row.Median/d.Median - 1
-		estimate := manyEstimate(d.Median, floor)
+	demo, demoCPU := Summarize(refRates).Median, Summarize(refCPUs).Median
+	row.DemoReference = demo
+	notes = append(notes, fmt.Sprintf("demo K=2 interleaved %s", fmtRate(demo)))
+	if demo > 0 {
+		diff := row.Median/demo - 1
+		estimate := manyEstimate(demo, floor)
 		row.Estimate = estimate
-		notes = append(notes, fmt.Sprintf("estimate %s (%+.0f%%)", fmtRate(estimate), (estimate/d.Median-1)*100))
-		if d.CPUPerTask > 0 && row.CPUPerTask > 0 && floorCPU > 0 {
+		notes = append(notes, fmt.Sprintf("estimate %s (%+.0f%%)", fmtRate(estimate), (estimate/demo-1)*100))
+		if demoCPU > 0 && row.CPUPerTask > 0 && floorCPU > 0 {
 			// The same comparison in CPU time, which the share of the
 			// cores each run got on a shared machine does not move.
-			row.CPUEstimate = d.CPUPerTask + floorCPU
+			row.CPUEstimate = demoCPU + floorCPU
 			notes = append(notes, fmt.Sprintf("CPU/task %.2f µs, estimate %.2f (demo K=2 %.2f + floor %.2f): ×%.2f of the estimate",
-				row.CPUPerTask, row.CPUEstimate, d.CPUPerTask, floorCPU, row.CPUEstimate/row.CPUPerTask))
+				row.CPUPerTask, row.CPUEstimate, demoCPU, floorCPU, row.CPUEstimate/row.CPUPerTask))
 		}
 		verdict := "goal met"
 		if diff < -manyGoal {
 			verdict = "BELOW GOAL"
-			goal := (1 - manyGoal) * d.Median
+			goal := (1 - manyGoal) * demo
 			why := fmt.Sprintf("; estimate with grpc-go's messages at this credit: %s", fmtRate(estimate))
 			if floor < goal {
 				verdict = "BELOW GOAL, as is grpc-go alone"
