@@ -28,6 +28,39 @@ type Machine struct {
 	// began and ended: on a shared machine, how busy the others kept it.
 	LoadStart float64 `json:"load_start,omitempty"`
 	LoadEnd   float64 `json:"load_end,omitempty"`
+	// GoEnv holds the Go runtime's settings found in the environment
+	// (GOMAXPROCS, GOGC, GOMEMLIMIT, GODEBUG), which every process of the
+	// run inherits, distq's and the peers' clients alike: a run made with
+	// GOMAXPROCS=1, say, says so.
+	GoEnv map[string]string `json:"go_env,omitempty"`
+}
+
+// goEnvVars are the runtime settings GoEnv records.
+var goEnvVars = []string{"GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG"}
+
+// goEnv returns the goEnvVars set in the environment, or nil.
+func goEnv() map[string]string {
+	var env map[string]string
+	for _, k := range goEnvVars {
+		if v, ok := os.LookupEnv(k); ok {
+			if env == nil {
+				env = make(map[string]string)
+			}
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// goEnvString is GoEnv as K=V pairs in goEnvVars' order, or "".
+func (m Machine) goEnvString() string {
+	var kv []string
+	for _, k := range goEnvVars {
+		if v, ok := m.GoEnv[k]; ok {
+			kv = append(kv, k+"="+v)
+		}
+	}
+	return strings.Join(kv, " ")
 }
 
 // DescribeMachine gathers the machine's description; what it cannot find
@@ -47,6 +80,7 @@ func DescribeMachine(ctx context.Context, masterBin, python string) Machine {
 	m.Commit = command(ctx, "git", "describe", "--always", "--dirty")
 	m.TempFS = tempFS()
 	m.LoadStart = loadAvg()
+	m.GoEnv = goEnv()
 	return m
 }
 

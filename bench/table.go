@@ -73,8 +73,12 @@ func WriteTables(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "machine: %s, %d cores, kernel %s, system temp dir (the durable scenarios' data dirs) on %s\n", m.CPU, m.Cores, m.Kernel, orDash(m.TempFS))
 	fmt.Fprintf(w, "go: %s   python: %s   commit: %s   slave -prefetch %d, %d runs each\n",
 		m.Go, m.Python, orDash(m.Commit), r.Settings.Prefetch, r.Settings.Runs)
-	fmt.Fprintf(w, "load average (1 min, %d cores): %.1f at the start, %.1f at the end; above the cores, other work shared the machine\n\n",
+	fmt.Fprintf(w, "load average (1 min, %d cores): %.1f at the start, %.1f at the end; above the cores, other work shared the machine\n",
 		m.Cores, m.LoadStart, m.LoadEnd)
+	if env := m.goEnvString(); env != "" {
+		fmt.Fprintf(w, "Go runtime settings from the environment, in every process of the run (distq's and the peers' clients): %s\n", env)
+	}
+	fmt.Fprintln(w)
 
 	fmt.Fprintln(w, "THROUGHPUT (tasks/s)")
 	if len(r.Throughput) == 0 {

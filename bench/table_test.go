@@ -88,3 +88,31 @@ func TestWriteTables(t *testing.T) {
 		}
 	}
 }
+
+// A run made under GOMAXPROCS or another runtime setting says so in its
+// header; one made without says nothing of it.
+func TestWriteTablesGoEnv(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{nil, ""},
+		{map[string]string{"GODEBUG": "x=1", "GOMAXPROCS": "1"}, "Go runtime settings from the environment, in every process of the run (distq's and the peers' clients): GOMAXPROCS=1 GODEBUG=x=1\n"},
+	} {
+		var b bytes.Buffer
+		WriteTables(&b, &Report{Machine: Machine{CPU: "Test CPU", Cores: 2, GoEnv: tc.env}})
+		out := b.String()
+		if got := strings.Contains(out, "Go runtime settings"); got != (tc.want != "") || (tc.want != "" && !strings.Contains(out, tc.want)) {
+			t.Errorf("GoEnv %v: header\n%s\nwant the line %q", tc.env, out, tc.want)
+		}
+	}
+}
+
+func TestGoEnvReadsTheEnvironment(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "1")
+	t.Setenv("GOGC", "200")
+	env := goEnv()
+	if env["GOMAXPROCS"] != "1" || env["GOGC"] != "200" {
+		t.Errorf("goEnv() = %v, want GOMAXPROCS=1 and GOGC=200 among them", env)
+	}
+}
