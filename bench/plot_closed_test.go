@@ -3,6 +3,7 @@ package bench
 import (
 	"image/png"
 	"os"
+	"slices"
 	"testing"
 )
 
@@ -33,4 +34,25 @@ func TestClosedLoopPlot(t *testing.T) {
 	if b := img.Bounds(); b.Dx() < 400 || b.Dy() < 200 {
 		t.Fatalf("%s is %v", name, b)
 	}
+}
+
+// The paced floor, measured after distq's in-memory row, is listed right
+// after the back-to-back floor; the other rows keep their order.
+func TestFloorsFirst(t *testing.T) {
+	r := &Report{ClosedLoop: []ClosedLoopRow{{Key: keyGRPC}, {Key: keyDistq}, {Key: keyGRPCPaced}, {Key: keyDistqFsync}}}
+	r.floorsFirst()
+	var got []string
+	for _, c := range r.ClosedLoop {
+		got = append(got, c.Key)
+	}
+	if want := []string{keyGRPC, keyGRPCPaced, keyDistq, keyDistqFsync}; !slices.Equal(got, want) {
+		t.Fatalf("rows %v, want %v", got, want)
+	}
+	r.floorsFirst() // already in place: unchanged
+	for i, c := range r.ClosedLoop {
+		if c.Key != got[i] {
+			t.Fatalf("a second floorsFirst moved %v", r.ClosedLoop)
+		}
+	}
+	(&Report{ClosedLoop: []ClosedLoopRow{{Key: keyDistq}, {Key: keyGRPCPaced}}}).floorsFirst() // no floor row: left alone
 }
