@@ -49,21 +49,10 @@ type ClosedLoopRow struct {
 // NATS JetStream's default, which leaves a write in the page cache.
 func (s *Suite) closedLoop(ctx context.Context) error {
 	n := s.cfg.ClosedN
-	echo, echoAddr, err := s.env.StartEcho(ctx)
-	if err != nil {
-		return err
-	}
-	p, err := s.env.StartPing("grpc-ping", echoAddr, "-n", strconv.Itoa(n), "-size", "16")
-	if err == nil {
-		err = s.closedChild(ctx, p, ClosedLoopRow{Key: keyGRPC, System: "grpc-go " + grpc.Version, Config: "floor: 1 round trip, no queue",
-			Notes: "grpc-go's benchmark service, 16 bytes each way on a kept stream; a task crosses the network 4 times"})
-	}
-	if err != nil {
-		echo.Kill()
+	if err := s.closedFloor(ctx, ClosedLoopRow{Key: keyGRPC, System: "grpc-go " + grpc.Version, Config: "floor: 1 round trip, no queue",
+		Notes: "grpc-go's benchmark service, 16 bytes each way on a kept stream; a task crosses the network 4 times"},
+		"-n", strconv.Itoa(n)); err != nil {
 		return fmt.Errorf("grpc floor: %w", err)
-	}
-	if err := StopAll(ctx, 15*time.Second, echo); err != nil {
-		return err
 	}
 	for i, m := range durableModes {
 		row := ClosedLoopRow{Key: keyDistq, System: "distq", Config: "in memory",
@@ -86,53 +75,60 @@ func (s *Suite) closedLoop(ctx context.Context) error {
 	return nil
 }
 
+// closedFloor runs grpc-go's bare round trips (16 bytes each way) with
+// grpc-ping's pace flags against a fresh grpc-echo server, as row.
+func (s *Suite) closedFloor(ctx context.Context, row ClosedLoopRow, pace ...string) error {
+	echo, echoAddr, err := s.env.StartEcho(ctx)
+	if err != nil {
+		return err
+	}
+	p, err := s.env.StartPing("grpc-ping", echoAddr, append([]string{"-size", "16"}, pace...)...)
+	if err == nil {
+		err = s.closedChild(ctx, p, row)
+	}
+	if err != nil {
+		echo.Kill()
+		return err
+	}
+	return StopAll(ctx, 15*time.Second, echo)
+}
+
 // closedPacedFloor measures grpc-go's bare round trip again, one every
-// trip of the in-memory distq row just measured rather than back to back.
-// In a closed loop each process sleeps between its turns, and waking a
-// process that slept costs more than passing work to one that is awake
-// (on the benchmarks' virtual machine, tens of microseconds more after
-// 400 µs asleep): the back-to-back floor leaves that out, this one has its
-// share of it.
+// trip of the in-memory distq row just measured rather than back to back,
+// and lists it beside the back-to-back floor. In a closed loop each process
+// sleeps between its turns, and waking a process that slept costs more than
+// passing work to one that is awake (on the benchmarks' virtual machine,
+// tens of microseconds more after 400 µs asleep): the back-to-back floor
+// leaves that out, this one has its share of it.
 func (s *Suite) closedPacedFloor(ctx context.Context, n int) error {
 	trip, ok := s.rep.closedRow(keyDistq)
 	if !ok || trip.TripsPerS <= 0 {
 		return nil
 	}
 	rate := trip.TripsPerS
-	d := time.Duration(float64(n) / rate * float64(time.Second))
-	echo, echoAddr, err := s.env.StartEcho(ctx)
+	every := time.Duration(float64(time.Second) / rate)
+	err := s.closedFloor(ctx, ClosedLoopRow{Key: keyGRPCPaced, System: "grpc-go " + grpc.Version,
+		Config: fmt.Sprintf("floor: 1 round trip every %s (distq's trip)", fmtMs(float64(every)/float64(time.Millisecond))),
+		Notes:  "as the floor, one round trip every in-memory distq trip of this run instead of back to back: each side sleeps between turns, as a closed loop's processes do"},
+		"-rate", strconv.FormatFloat(rate, 'f', 1, 64), "-duration", (time.Duration(n) * every).String())
 	if err != nil {
-		return err
-	}
-	p, err := s.env.StartPing("grpc-ping paced", echoAddr, "-rate", strconv.FormatFloat(rate, 'f', 1, 64),
-		"-duration", d.String(), "-size", "16")
-	if err == nil {
-		every := time.Duration(float64(time.Second) / rate)
-		err = s.closedChild(ctx, p, ClosedLoopRow{Key: keyGRPCPaced, System: "grpc-go " + grpc.Version,
-			Config: fmt.Sprintf("floor: 1 round trip every %s (distq's trip)", fmtMs(float64(every)/float64(time.Millisecond))),
-			Notes:  "as the floor, one round trip every in-memory distq trip of this run instead of back to back: each side sleeps between turns, as a closed loop's processes do"})
-	}
-	if err != nil {
-		echo.Kill()
 		return err
 	}
 	s.rep.floorsFirst()
-	return StopAll(ctx, 15*time.Second, echo)
+	return nil
 }
 
 // floorsFirst moves the paced floor's row, measured after distq's first
 // row, up beside the back-to-back floor, so that the table reads floors
 // first.
 func (r *Report) floorsFirst() {
-	rows := r.ClosedLoop
-	from := slices.IndexFunc(rows, func(c ClosedLoopRow) bool { return c.Key == keyGRPCPaced })
-	to := slices.IndexFunc(rows, func(c ClosedLoopRow) bool { return c.Key == keyGRPC }) + 1
+	from := slices.IndexFunc(r.ClosedLoop, func(c ClosedLoopRow) bool { return c.Key == keyGRPCPaced })
+	to := slices.IndexFunc(r.ClosedLoop, func(c ClosedLoopRow) bool { return c.Key == keyGRPC }) + 1
 	if from < 0 || to <= 0 || from <= to {
 		return
 	}
-	paced := rows[from]
-	copy(rows[to+1:from+1], rows[to:from])
-	rows[to] = paced
+	paced := r.ClosedLoop[from]
+	r.ClosedLoop = slices.Insert(slices.Delete(r.ClosedLoop, from, from+1), to, paced)
 }
 
 // closedDistq runs one distq row on a fresh master in mode m.
