@@ -9,6 +9,11 @@
 # producer from the result to its next request. Packets are timestamped as
 # they cross the loopback device, so each figure is one process's share.
 #
+# Then, as the reference for one hop, it runs grpc-go's own echo server
+# (`distq-bench grpc-echo`) with `grpc-ping` paced at the trips' rate, one
+# message at a time as a closed loop's processes get them, and times the
+# server the same way: packet in to packet out.
+#
 # Usage: bench/hops/hops.sh [BIN [N]]   (needs tcpdump and the right to
 # capture on lo; BIN defaults to bin, which `make bench-tool` fills)
 set -euo pipefail
@@ -23,7 +28,21 @@ for _ in 1 2; do "$BIN/slave" -master "$addr" -authkey-file "$work/key" -log-lev
 tcpdump -i lo -nn -tt -q -B 16384 "tcp port $port and (tcp[tcpflags] & tcp-push != 0)" > "$work/cap" 2>/dev/null &
 td=$!
 sleep 1
-"$BIN/distq-bench" closed-loop -master "$addr" -authkey-file "$work/key" -n "$N" -slaves 2 | tail -1
+"$BIN/distq-bench" closed-loop -master "$addr" -authkey-file "$work/key" -n "$N" -slaves 2 | tail -1 | tee "$work/trips"
 sleep 0.3
 kill $td; wait $td 2>/dev/null || true
 python3 "$(dirname "$0")/hops.py" "$work/cap" "$port"
+
+# The reference: grpc-go's echo server, one message per distq trip.
+rate=$(python3 -c 'import json,sys; print("%.0f" % json.load(open(sys.argv[1]))["achieved_rate"])' "$work/trips")
+"$BIN/distq-bench" grpc-echo -addr-file "$work/echo" &
+while [ ! -s "$work/echo" ]; do sleep 0.05; done
+echo_addr=$(cat "$work/echo"); echo_port=${echo_addr##*:}
+tcpdump -i lo -nn -tt -q -B 16384 "tcp port $echo_port and (tcp[tcpflags] & tcp-push != 0)" > "$work/echocap" 2>/dev/null &
+td=$!
+sleep 1
+secs=$(( N / rate + 1 ))
+"$BIN/distq-bench" grpc-ping -server "$echo_addr" -rate "$rate" -duration "${secs}s" > /dev/null
+sleep 0.3
+kill $td; wait $td 2>/dev/null || true
+python3 "$(dirname "$0")/hops.py" --echo "$work/echocap" "$echo_port" "$rate"
