@@ -21,28 +21,32 @@ BIN=${1:-bin}; N=${2:-3000}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 head -c 32 /dev/urandom | base64 > "$work/key"
+
+# addr_of FILE: the address a server wrote to FILE once it listens.
+addr_of() { while [ ! -s "$1" ]; do sleep 0.05; done; cat "$1"; }
+
+# captured PORT FILE CMD...: runs CMD while tcpdump writes the packets that
+# carry data to and from PORT to FILE.
+captured() {
+	local port=$1 file=$2 td; shift 2
+	tcpdump -i lo -nn -tt -q -B 16384 "tcp port $port and (tcp[tcpflags] & tcp-push != 0)" > "$file" 2>/dev/null &
+	td=$!
+	sleep 1
+	"$@"
+	sleep 0.3
+	kill $td; wait $td 2>/dev/null || true
+}
+
 "$BIN/master" -listen 127.0.0.1:0 -addr-file "$work/addr" -authkey-file "$work/key" -log-level error &
-while [ ! -s "$work/addr" ]; do sleep 0.05; done
-addr=$(cat "$work/addr"); port=${addr##*:}
+addr=$(addr_of "$work/addr"); port=${addr##*:}
 for _ in 1 2; do "$BIN/slave" -master "$addr" -authkey-file "$work/key" -log-level error & done
-tcpdump -i lo -nn -tt -q -B 16384 "tcp port $port and (tcp[tcpflags] & tcp-push != 0)" > "$work/cap" 2>/dev/null &
-td=$!
-sleep 1
-"$BIN/distq-bench" closed-loop -master "$addr" -authkey-file "$work/key" -n "$N" -slaves 2 | tail -1 | tee "$work/trips"
-sleep 0.3
-kill $td; wait $td 2>/dev/null || true
+captured "$port" "$work/cap" "$BIN/distq-bench" closed-loop -master "$addr" -authkey-file "$work/key" -n "$N" -slaves 2 > "$work/trips"
+tail -1 "$work/trips"
 python3 "$(dirname "$0")/hops.py" "$work/cap" "$port"
 
 # The reference: grpc-go's echo server, one message per distq trip.
-rate=$(python3 -c 'import json,sys; print("%.0f" % json.load(open(sys.argv[1]))["achieved_rate"])' "$work/trips")
+rate=$(tail -1 "$work/trips" | python3 -c 'import json,sys; print("%.0f" % json.load(sys.stdin)["achieved_rate"])')
 "$BIN/distq-bench" grpc-echo -addr-file "$work/echo" &
-while [ ! -s "$work/echo" ]; do sleep 0.05; done
-echo_addr=$(cat "$work/echo"); echo_port=${echo_addr##*:}
-tcpdump -i lo -nn -tt -q -B 16384 "tcp port $echo_port and (tcp[tcpflags] & tcp-push != 0)" > "$work/echocap" 2>/dev/null &
-td=$!
-sleep 1
-secs=$(( N / rate + 1 ))
-"$BIN/distq-bench" grpc-ping -server "$echo_addr" -rate "$rate" -duration "${secs}s" > /dev/null
-sleep 0.3
-kill $td; wait $td 2>/dev/null || true
+echo_addr=$(addr_of "$work/echo"); echo_port=${echo_addr##*:}
+captured "$echo_port" "$work/echocap" "$BIN/distq-bench" grpc-ping -server "$echo_addr" -rate "$rate" -duration "$(( N / rate + 1 ))s" > /dev/null
 python3 "$(dirname "$0")/hops.py" --echo "$work/echocap" "$echo_port" "$rate"
