@@ -1279,8 +1279,10 @@ func (r *modelRun) resetModel(exact bool) {
 			r.replies += it.replies
 		} else {
 			// Its put was cut off: never answered, and never handed out
-			// (a delivery waits for its item's record).
-			if it.state != mReady || it.attempts > 0 {
+			// (a delivery waits for its item's record). A purge may have
+			// thrown it away meanwhile: the purge's record came after
+			// the put's, so the crash cut it off too.
+			if (it.state != mReady && it.state != mPurged) || it.attempts > 0 {
 				r.fail("item %d, whose put the crash cut off, was handed out: %+v", id, it)
 			}
 			delete(r.items, id)
