@@ -2,6 +2,8 @@ package durable_test
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -28,7 +30,20 @@ func TestDurableCloseDoesNotWaitForASnapshotOnAFailingDisk(t *testing.T) {
 	cfg.SnapshotCheck = time.Millisecond
 	var failing atomic.Bool
 	committing := make(chan struct{}, 1)
+	// The disk fails only once the log has its two next segments ready
+	// (the second one written, its directory entry about to be synced):
+	// a segment it failed to make would refuse the big put below.
+	var lastReadyWritten atomic.Bool
+	prepared := make(chan struct{})
 	fsys.SetHook(func(c waltest.Call) error {
+		if !failing.Load() {
+			switch {
+			case c.Op == waltest.OpWrite && filepath.Base(c.Name) == fmt.Sprintf("%020d.seg", 3):
+				lastReadyWritten.Store(true)
+			case c.Op == waltest.OpSyncDir && lastReadyWritten.CompareAndSwap(true, false):
+				close(prepared)
+			}
+		}
 		if !failing.Load() || c.Op != waltest.OpWrite {
 			return nil
 		}
@@ -53,6 +68,11 @@ func TestDurableCloseDoesNotWaitForASnapshotOnAFailingDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustSync(t, b)
+	select {
+	case <-prepared:
+	case <-ctx.Done():
+		t.Fatal("the log never had its next segments ready")
+	}
 	failing.Store(true)
 	// Past SnapshotEvery: the loop writes the first snapshot.
 	big := []byte(strings.Repeat("never written ", 1000))
